@@ -1,0 +1,55 @@
+"""The `mcunas` command line: argument parsing only.
+
+Each subcommand lives in a ``command`` module of its stage, which provides
+``add_arguments(parser)`` and ``run(args) -> int``; the work itself is done by that stage's
+Python API. User errors (:class:`mcunas.errors.McunasError`) print one message and exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from mcunas.errors import McunasError
+
+# subcommand -> (module holding add_arguments/run, one-line help)
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "boards": ("mcunas.estimators.command_boards", "list the board catalog"),
+    "space": ("mcunas.spaces.command", "sample architectures from a search space, show op graphs"),
+    "estimate": ("mcunas.estimators.command", "estimate SRAM, flash and latency of an architecture or .tflite"),
+    "search": ("mcunas.search.command", "run a hardware-aware architecture search"),
+    "export": ("mcunas.export.command", "export a model to int8 TFLite and a TFLM deployment bundle"),
+    "validate": ("mcunas.export.command_validate", "run a .tflite in TFLite Micro: measured vs predicted"),
+    "report": ("mcunas.report.command", "write the HTML Pareto report of one or more runs"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mcunas", description="Hardware-aware neural architecture search for microcontrollers."
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, (module_name, help_text) in SUBCOMMANDS.items():
+        sub_parser = sub.add_parser(name, help=help_text, description=help_text)
+        module = importlib.import_module(module_name)
+        module.add_arguments(sub_parser)
+        sub_parser.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args._run(args) or 0)
+    except McunasError as error:
+        print(f"mcunas {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"mcunas {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
