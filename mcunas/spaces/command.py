@@ -1,0 +1,116 @@
+"""``mcunas space``: sample architectures from a space; show the op graph of an architecture.
+
+``mcunas space sample SPACE --n N --seed S [--input-channels C --num-classes K]`` prints N
+architectures as JSON lines (Optuna RandomSampler(seed): the same seed gives the same lines).
+``mcunas space show ARCH.json [--json]`` prints the op graph of the int8 model as a table
+with MAC and parameter totals, or as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    actions = parser.add_subparsers(dest="space_command", metavar="ACTION", required=True)
+    sample = actions.add_parser("sample", help="print random architectures of a space as JSON lines")
+    sample.add_argument("space", metavar="SPACE", help="space name: mobilenetv2 | mobilenetv1")
+    sample.add_argument("--n", type=int, default=1, help="number of architectures (default 1)")
+    sample.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    sample.add_argument("--input-channels", type=int, default=None, help="input image channels (default: the space's)")
+    sample.add_argument("--num-classes", type=int, default=None, help="classifier outputs (default: the space's)")
+    show = actions.add_parser("show", help="print the op graph of an architecture JSON file")
+    show.add_argument("arch", metavar="ARCH.json", help="architecture file (e.g. a trial's arch.json)")
+    show.add_argument("--json", action="store_true", help="print the graph as JSON instead of a table")
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.space_command == "sample":
+        return _sample(args)
+    return _show(args)
+
+
+def _sample(args: argparse.Namespace) -> int:
+    import optuna
+
+    from mcunas.errors import ConfigError
+    from mcunas.spaces import get_space
+
+    if args.n < 1:
+        raise ConfigError(f"--n: expected a positive number of architectures, got {args.n}")
+    options = {
+        key: value
+        for key, value in (("input_channels", args.input_channels), ("num_classes", args.num_classes))
+        if value is not None
+    }
+    try:
+        space = get_space(args.space, **options)
+    except ConfigError as error:
+        raise ConfigError(f"space.{error}") from None
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=args.seed))
+    for _ in range(args.n):
+        print(space.sample(study.ask()).to_json())
+    return 0
+
+
+def _show(args: argparse.Namespace) -> int:
+    from mcunas.spaces import get_space, load_arch
+
+    arch = load_arch(args.arch)
+    graph = get_space(arch.space).graph(arch)
+    rows = [_op_row(graph, index) for index in range(len(graph.ops))]
+    if args.json:
+        print(json.dumps({"arch": arch.to_dict(), "block_string": arch.block_string(), "macs": graph.macs,
+                          "params": graph.params, "ops": rows}, indent=2))
+        return 0
+    print(arch.block_string())
+    header = ("#", "op", "input -> output", "k/s/pad", "act", "MACs", "params")
+    table = [header] + [
+        (
+            str(row["index"]),
+            row["kind"],
+            f"{_shape(row['input_shape'])} -> {_shape(row['output_shape'])}",
+            _geometry(row),
+            row["activation"],
+            f"{row['macs']:,}",
+            f"{row['params']:,}",
+        )
+        for row in rows
+    ]
+    widths = [max(len(line[column]) for line in table) for column in range(len(header))]
+    for line in table:
+        print("  ".join(cell.rjust(w) if c >= 5 else cell.ljust(w) for c, (cell, w) in enumerate(zip(line, widths))).rstrip())
+    print(f"macs: {graph.macs:,}")
+    print(f"params: {graph.params:,}")
+    return 0
+
+
+def _op_row(graph: Any, index: int) -> dict[str, Any]:
+    """One op as plain data: shapes of its first input and output, geometry, MACs, own params."""
+    op = graph.ops[index]
+    constants = [graph.tensors[i] for i in op.inputs[1:] if i >= 0 and graph.tensors[i].is_constant]
+    return {
+        "index": index,
+        "kind": op.kind,
+        "input_shape": list(graph.tensors[op.inputs[0]].shape),
+        "output_shape": list(graph.tensors[op.outputs[0]].shape),
+        "kernel": list(op.kernel) if op.kernel else None,
+        "stride": list(op.stride) if op.stride else None,
+        "padding": op.padding,
+        "activation": op.activation,
+        "macs": op.macs,
+        "params": sum(t.num_elements for t in constants) if op.macs else 0,
+    }
+
+
+def _shape(shape: list[int]) -> str:
+    return "x".join(str(d) for d in shape)
+
+
+def _geometry(row: dict[str, Any]) -> str:
+    if row["kernel"] is None:
+        return ""
+    return f"{_shape(row['kernel'])}/{row['stride'][0]}/{row['padding']}"

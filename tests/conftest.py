@@ -1,0 +1,35 @@
+"""Shared test fixtures.
+
+``../shared`` (beside the repository) holds MNIST and the MLPerf Tiny reference models on the
+developers' machines and in CI; a user's clone has no such folder, so tests that need it skip
+with a reason. Set ``MCUNAS_SHARED`` to point elsewhere.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DIR = Path(os.environ.get("MCUNAS_SHARED", REPO_ROOT.parent / "shared"))
+
+
+def _shared_path(relative: str) -> Path:
+    path = SHARED_DIR / relative
+    if not path.exists():
+        pytest.skip(f"{path} is absent (no ../shared beside this clone; set MCUNAS_SHARED to provide it)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def mnist_dir() -> Path:
+    """The canonical MNIST IDX .gz files."""
+    return _shared_path("datasets/mnist")
+
+
+@pytest.fixture(scope="session")
+def mlperf_dir() -> Path:
+    """The four MLPerf Tiny int8 models, published latencies and Cortex-M4 instruction counts."""
+    return _shared_path("reference-models/mlperf-tiny")
