@@ -36,3 +36,7 @@ class ExportError(McunasError):
 
 class RunDirError(McunasError):
     """A run directory is missing, incomplete or belongs to another configuration."""
+
+
+class ProfileError(McunasError):
+    """A latency profile (JSON) or a calibration measurements file is malformed."""

@@ -1,0 +1,192 @@
+"""The board catalog: one YAML file per board in ``mcunas/estimators/boards/``.
+
+A board file is data (read with ``yaml.safe_load``) with these keys:
+
+===================== ========================================================================
+``name``              slug used on the command line and in configs, e.g. ``nucleo-l4r5zi``
+``display_name``      human name of the board
+``mcu``               microcontroller part number
+``core``              core family running TFLite Micro, one of :data:`KNOWN_CORES`
+``clock_mhz``         core clock the latency is estimated at (MHz)
+``sram_bytes``        the SRAM the tensor arena and the reserve must share: the largest
+                      contiguous region the arena can be placed in (bytes)
+``flash_bytes``       on-chip (or, where stated, external XIP) flash (bytes)
+``sram_reserve_bytes`` SRAM that is not the arena: stack, heap, TFLM interpreter state outside
+                      the arena, the application's buffers (bytes)
+``flash_reserve_bytes`` flash for everything except the model and the TFLM runtime code:
+                      bootloader, startup, HAL/RTOS, drivers, application (bytes). The TFLM
+                      runtime code is *not* in the reserve: it is estimated per model
+                      (:func:`mcunas.estimators.flash.runtime_code_bytes`) and counted in
+                      ``Cost.flash_bytes``.
+``latency_supported`` optional, default true; false where no honest cycle model exists
+``latency_note``      optional: why latency is unsupported, or a caveat
+``sources``           optional mapping figure -> URL or document the figure comes from
+``notes``             optional free text
+===================== ========================================================================
+
+Budgets: a model fits when ``arena + sram_reserve_bytes <= sram_bytes`` and
+``model + runtime code <= flash_bytes - flash_reserve_bytes``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from mcunas.errors import BoardError
+
+# Core families a board may name. Latency needs a profile for the core (see latency.py).
+KNOWN_CORES: tuple[str, ...] = ("cortex-m0plus", "cortex-m4", "cortex-m7", "cortex-m33", "xtensa-lx7")
+
+_SLUG = re.compile(r"^[a-z0-9][a-z0-9-]*$")
+_REQUIRED = ("name", "display_name", "mcu", "core", "clock_mhz", "sram_bytes", "flash_bytes",
+             "sram_reserve_bytes", "flash_reserve_bytes")
+_OPTIONAL = ("latency_supported", "latency_note", "sources", "notes")
+
+
+@dataclass(frozen=True)
+class Board:
+    """One board of the catalog (or a user's board file); see the module docstring for fields."""
+
+    name: str
+    display_name: str
+    mcu: str
+    core: str
+    clock_mhz: float
+    sram_bytes: int
+    flash_bytes: int
+    sram_reserve_bytes: int
+    flash_reserve_bytes: int
+    latency_supported: bool = True
+    latency_note: str = ""
+    sources: dict[str, str] = field(default_factory=dict, compare=False)
+    notes: str = field(default="", compare=False)
+    path: str = field(default="", compare=False)
+
+    @property
+    def arena_budget_bytes(self) -> int:
+        """The largest tensor arena that fits: SRAM minus the reserve (bytes)."""
+        return self.sram_bytes - self.sram_reserve_bytes
+
+    @property
+    def flash_budget_bytes(self) -> int:
+        """Flash available to model + TFLM runtime code: flash minus the reserve (bytes)."""
+        return self.flash_bytes - self.flash_reserve_bytes
+
+
+def _boards_folder() -> Any:
+    return resources.files("mcunas.estimators") / "boards"
+
+
+@lru_cache(maxsize=1)
+def _catalog() -> dict[str, Board]:
+    boards = {}
+    for entry in sorted(_boards_folder().iterdir(), key=lambda p: p.name):
+        if entry.name.endswith(".yaml"):
+            board = _parse(entry.read_text(encoding="utf-8"), f"boards/{entry.name}")
+            boards[board.name] = board
+    return boards
+
+
+def list_boards() -> list[Board]:
+    """The packaged boards, sorted by name."""
+    return list(_catalog().values())
+
+
+def load_board(name_or_path: str | Path | Board) -> Board:
+    """A catalog board by name, or a board YAML file by path (``.yaml``/``.yml`` or an existing file).
+
+    Raises BoardError for an unknown name (listing the known ones) or a malformed file (naming
+    the file and the key).
+    """
+    if isinstance(name_or_path, Board):
+        return name_or_path
+    text = str(name_or_path)
+    path = Path(text)
+    if path.suffix in (".yaml", ".yml") or path.is_file():
+        try:
+            content = path.read_text(encoding="utf-8")
+        except OSError as error:
+            raise BoardError(f"board file {path}: cannot read ({error.strerror})") from None
+        return _parse(content, str(path))
+    board = _catalog().get(text)
+    if board is None:
+        raise BoardError(f"unknown board '{text}'; known boards: {', '.join(_catalog())} (or a path to a board .yaml file)")
+    return board
+
+
+def _parse(content: str, source: str) -> Board:
+    import yaml
+
+    try:
+        data = yaml.safe_load(content)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise BoardError(f"board file {source}: invalid YAML{where}") from None
+    if not isinstance(data, dict):
+        raise BoardError(f"board file {source}: expected a mapping of keys, got {type(data).__name__}")
+    unknown = sorted(str(k) for k in data if k not in _REQUIRED and k not in _OPTIONAL)
+    if unknown:
+        raise BoardError(f"board file {source}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(_REQUIRED + _OPTIONAL)}")
+    missing = [k for k in _REQUIRED if k not in data]
+    if missing:
+        raise BoardError(f"board file {source}: missing key(s) {', '.join(missing)}")
+
+    def fail(key: str, why: str) -> BoardError:
+        return BoardError(f"board file {source}: '{key}' {why}, got {data.get(key)!r}")
+
+    for key in ("name", "display_name", "mcu", "core"):
+        if not isinstance(data[key], str) or not data[key].strip():
+            raise fail(key, "must be a non-empty string")
+    if not _SLUG.match(data["name"]):
+        raise fail("name", "must be a slug of lower-case letters, digits and '-'")
+    if data["core"] not in KNOWN_CORES:
+        raise fail("core", f"must be one of {', '.join(KNOWN_CORES)}")
+    clock = data["clock_mhz"]
+    if isinstance(clock, bool) or not isinstance(clock, (int, float)) or not clock > 0:
+        raise fail("clock_mhz", "must be a positive number (MHz)")
+    for key in ("sram_bytes", "flash_bytes"):
+        if isinstance(data[key], bool) or not isinstance(data[key], int) or data[key] <= 0:
+            raise fail(key, "must be a positive integer (bytes)")
+    for key, total in (("sram_reserve_bytes", "sram_bytes"), ("flash_reserve_bytes", "flash_bytes")):
+        value = data[key]
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise fail(key, "must be an integer >= 0 (bytes)")
+        if value >= data[total]:
+            raise fail(key, f"must be smaller than {total} ({data[total]})")
+    supported = data.get("latency_supported", True)
+    if not isinstance(supported, bool):
+        raise fail("latency_supported", "must be true or false")
+    for key in ("latency_note", "notes"):
+        if key in data and not isinstance(data[key], str):
+            raise fail(key, "must be a string")
+    sources = data.get("sources", {})
+    if not isinstance(sources, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in sources.items()):
+        raise fail("sources", "must be a mapping of figure name to a URL or document")
+    if supported:
+        from mcunas.estimators.latency import packaged_profile_names
+
+        if not any(name.startswith(f"{data['core']}-tflm-") for name in packaged_profile_names()):
+            raise fail("latency_supported", f"is true but there is no latency profile for core {data['core']}; set it to false")
+    note = data.get("latency_note", "") or ("" if supported else f"no cycle model for core {data['core']}")
+    return Board(
+        name=data["name"],
+        display_name=data["display_name"].strip(),
+        mcu=data["mcu"].strip(),
+        core=data["core"],
+        clock_mhz=float(clock),
+        sram_bytes=data["sram_bytes"],
+        flash_bytes=data["flash_bytes"],
+        sram_reserve_bytes=data["sram_reserve_bytes"],
+        flash_reserve_bytes=data["flash_reserve_bytes"],
+        latency_supported=supported,
+        latency_note=note,
+        sources=dict(sources),
+        notes=data.get("notes", ""),
+        path=source,
+    )

@@ -1,0 +1,130 @@
+"""``mcunas estimate``: SRAM, flash and latency of an architecture or a ``.tflite`` on a board.
+
+    mcunas estimate ARCH.json|MODEL.tflite --board NAME [--runtime R] [--profile P] [--json]
+    mcunas estimate calibrate MEASUREMENTS.csv --board NAME [--runtime R] [--out PROFILE.json]
+
+``calibrate`` fits a latency profile to latencies measured on the board (CSV columns
+``tflite_path,measured_ms``, paths relative to the CSV); pass the written file back with
+``--profile``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from mcunas.errors import McunasError
+
+if TYPE_CHECKING:
+    from mcunas.estimators.board import Board
+    from mcunas.estimators.cost import Cost
+    from mcunas.graph.ir import Graph
+
+RUNTIME_CHOICES = ("tflm-cmsis-nn", "tflm-reference")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.usage = (
+        "mcunas estimate (ARCH.json | MODEL.tflite) --board NAME [--runtime R] [--profile P] [--json]\n"
+        "       mcunas estimate calibrate MEASUREMENTS.csv --board NAME [--runtime R] --out PROFILE.json"
+    )
+    parser.add_argument(
+        "inputs",
+        nargs="+",
+        metavar="INPUT",
+        help="an architecture JSON or an int8 .tflite; or: calibrate MEASUREMENTS.csv "
+        "(CSV columns tflite_path,measured_ms; paths relative to the CSV)",
+    )
+    parser.add_argument("--board", required=True, help="board name from `mcunas boards`, or a board .yaml file")
+    parser.add_argument("--runtime", default="tflm-cmsis-nn", choices=RUNTIME_CHOICES)
+    parser.add_argument("--profile", type=Path, help="latency profile JSON (from `mcunas estimate calibrate`)")
+    parser.add_argument("--max-latency-ms", type=float, help="latency ceiling to check (ms)")
+    parser.add_argument("--json", action="store_true", help="print the Cost as JSON")
+    parser.add_argument("--out", type=Path, help="calibrate: where to write the profile JSON")
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.inputs[0] == "calibrate" and not Path("calibrate").exists():
+        return _calibrate(args)
+    if len(args.inputs) != 1:
+        raise McunasError(f"expected one ARCH.json or MODEL.tflite, got {len(args.inputs)} arguments")
+    if args.out is not None:
+        raise McunasError("--out is for `mcunas estimate calibrate`")
+    from mcunas.estimators import estimate, load_board
+
+    board = load_board(args.board)
+    graph = _graph(Path(args.inputs[0]))
+    cost = estimate(graph, board, args.runtime, profile=args.profile, max_latency_ms=args.max_latency_ms)
+    if args.json:
+        print(json.dumps(cost.to_dict(), indent=2))
+    else:
+        print(_table(cost, board, graph.name))
+    return 0
+
+
+def _graph(path: Path) -> Graph:
+    if path.suffix == ".tflite":
+        from mcunas.graph.tflite import read_tflite
+
+        return read_tflite(path)
+    if path.suffix == ".json":
+        from mcunas.spaces import get_space, load_arch
+
+        arch = load_arch(path)
+        return get_space(arch.space).graph(arch)
+    raise McunasError(f"{path}: expected an architecture .json or a .tflite file")
+
+
+def _kb(n_bytes: int) -> str:
+    return f"{n_bytes:,} B ({n_bytes / 1024:.1f} KB)"
+
+
+def _table(cost: Cost, board: Board, model_name: str) -> str:
+    latency = (
+        f"{cost.latency_ms:,.2f} ms at {board.clock_mhz:g} MHz"
+        if cost.latency_ms is not None
+        else f"unsupported on this board ({board.latency_note})"
+    )
+    rows = [
+        ("model", model_name),
+        ("board", f"{board.name} ({board.mcu}, {board.core} @ {board.clock_mhz:g} MHz)"),
+        ("runtime", cost.runtime),
+        ("MACs", f"{cost.macs:,}"),
+        ("params", f"{cost.params:,}"),
+        ("arena (32-bit target)", _kb(cost.arena_bytes)),
+        ("arena (64-bit host)", _kb(cost.arena_bytes_host)),
+        ("SRAM (arena + reserve)", f"{_kb(cost.sram_bytes)} of {_kb(board.sram_bytes)}"),
+        ("model", _kb(cost.model_bytes)),
+        ("flash (model + runtime)", f"{_kb(cost.flash_bytes)} of budget {_kb(board.flash_budget_bytes)}"),
+        ("latency", latency),
+        ("fits", "yes" if cost.fits else "NO"),
+    ]
+    width = max(len(name) for name, _ in rows)
+    lines = [f"{name:<{width}}  {value}" for name, value in rows]
+    lines += [f"{'violation':<{width}}  {v}" for v in cost.violations]
+    return "\n".join(lines)
+
+
+def _calibrate(args: argparse.Namespace) -> int:
+    if len(args.inputs) != 2:
+        raise McunasError("usage: mcunas estimate calibrate MEASUREMENTS.csv --board NAME [--runtime R] --out PROFILE.json")
+    if args.out is None:
+        raise McunasError("calibrate: --out PROFILE.json is required")
+    from mcunas.estimators import load_board
+    from mcunas.estimators.calibrate import fit_profile, read_measurements, save_profile
+
+    board = load_board(args.board)
+    measurements = read_measurements(args.inputs[1])
+    profile = fit_profile(measurements, board, args.runtime, base=args.profile)
+    save_profile(profile, args.out)
+    provenance = profile.provenance
+    if args.json:
+        print(json.dumps(provenance, indent=2))
+        return 0
+    print(f"scale {provenance['scale']:.4f} on the {profile.core}/{profile.runtime} profile; wrote {args.out}")
+    for row in provenance["measurements"]:
+        print(f"  {row['model']:32s} measured {row['measured_ms']:10.2f} ms  predicted {row['predicted_ms']:10.2f} ms  {row['error_pct']:+6.1f}%")
+    print(f"  RMS error {provenance['rms_error_pct']:.1f}%")
+    return 0
