@@ -1,0 +1,90 @@
+"""``write_report``: read run directories, write the HTML page, CSV tables and figures."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from mcunas.errors import RunDirError
+from mcunas.io import atomic_write_bytes, atomic_write_text
+from mcunas.report import figures, html, tables
+from mcunas.report.load import RunData, load_run
+
+# The cost metrics charted against accuracy, one chart per board and metric.
+CHART_METRICS: tuple[str, ...] = ("latency_ms", "sram_bytes", "flash_bytes")
+
+
+def write_report(run_dirs: Sequence[Path], out_path: Path) -> Path:
+    """Write the report of ``run_dirs`` to ``out_path`` (HTML) and return ``out_path``.
+
+    Beside ``out_path`` go ``pareto.csv``, ``trials.csv`` and ``figures/`` with
+    ``pareto_<board>_<metric>.png|svg`` and ``progress.png|svg``. Every file is written
+    atomically. Runs are told apart by their directory names (with the parent folder prepended
+    where two names are equal). Raises :class:`RunDirError` for a missing or incomplete run
+    directory.
+    """
+    if not run_dirs:
+        raise RunDirError("no run directory given")
+    out_path = Path(out_path)
+    runs = [load_run(Path(d), label) for d, label in zip(run_dirs, _labels(run_dirs))]
+    out_dir = out_path.parent
+    figure_dir = out_dir / "figures"
+
+    series_by_board = _series_by_board(runs)
+    pareto_figures: dict[str, list[html.FigureRef]] = {}
+    for board, series in series_by_board.items():
+        refs = []
+        for metric in CHART_METRICS:
+            budget = _shared_budget(runs, board, metric)
+            rendered = figures.pareto_figure(board, metric, series, budget)
+            name = f"pareto_{html.slug(board)}_{metric}"
+            _save(figure_dir, name, rendered)
+            caption = f"{board}: {figures.ACCURACY_LABEL} against {figures.METRIC_AXES[metric][0]}"
+            refs.append(html.FigureRef(f"fig-pareto-{html.slug(board)}-{metric}", caption, rendered.svg))
+        pareto_figures[board] = refs
+
+    progress_series = [s for series in series_by_board.values() for s in series]
+    rendered = figures.progress_figure(progress_series, label_runs=len(runs) > 1)
+    _save(figure_dir, "progress", rendered)
+    progress = html.FigureRef("fig-progress", "Best validation accuracy among feasible trials so far", rendered.svg)
+
+    pareto_rows = tables.pareto_rows(runs)
+    validation_rows = tables.validation_rows(runs)
+    trial_rows = tables.trial_rows(runs)
+    atomic_write_text(out_dir / "pareto.csv", tables.to_csv(tables.PARETO_COLUMNS, pareto_rows))
+    atomic_write_text(out_dir / "trials.csv", tables.to_csv(tables.TRIAL_COLUMNS, trial_rows))
+    page = html.render_page(
+        runs, tables.board_summaries(runs), pareto_figures, progress, pareto_rows, validation_rows, trial_rows
+    )
+    atomic_write_text(out_path, page)
+    return out_path
+
+
+def _labels(run_dirs: Sequence[Path]) -> list[str]:
+    """Run labels: directory names, with the parent prepended where names repeat."""
+    names = [Path(d).resolve().name for d in run_dirs]
+    return [
+        name if names.count(name) == 1 else f"{Path(d).resolve().parent.name}/{name}"
+        for d, name in zip(run_dirs, names)
+    ]
+
+
+def _series_by_board(runs: Sequence[RunData]) -> dict[str, list[figures.Series]]:
+    """Board -> one series per (run, board), one color per series across the whole report."""
+    keys = [(run, board) for run in runs for board in run.boards]
+    colors = figures.series_colors(len(keys))
+    by_board: dict[str, list[figures.Series]] = {}
+    for (run, board), color in zip(keys, colors):
+        by_board.setdefault(board, []).append(figures.Series(run.label, board, run.board_trials(board), color))
+    return by_board
+
+
+def _shared_budget(runs: Sequence[RunData], board: str, metric: str) -> float | None:
+    """The board's limit on ``metric`` if every run that has this board agrees on it."""
+    limits = {run.budgets[board].limit(metric) for run in runs if board in run.budgets}
+    return limits.pop() if len(limits) == 1 else None
+
+
+def _save(figure_dir: Path, name: str, rendered: figures.RenderedFigure) -> None:
+    atomic_write_bytes(figure_dir / f"{name}.png", rendered.png)
+    atomic_write_bytes(figure_dir / f"{name}.svg", rendered.svg)
