@@ -88,8 +88,7 @@ def estimate(
     check_runtime(runtime)
     board = load_board(board)
     kernels = KERNELS[runtime]
-    arena = memory.arena_bytes(graph, target="cortex-m", kernels=kernels)
-    arena_host = memory.arena_bytes(graph, target="host", kernels="reference")
+    arena, arena_host = memory.arena_bytes_pair(graph, kernels)
     model = flash.model_bytes(graph)
     runtime_code = flash.runtime_code_bytes(graph.op_kinds(), kernels, board.core)
     latency = None
