@@ -1,0 +1,60 @@
+"""``mcunas validate MODEL.tflite``: run a model in TFLite Micro, measured vs predicted.
+
+Without ``--config`` only memory and size are checked; with it, int8 accuracy on the config's
+test split (and float accuracy and top-1 agreement when ``model_float32.tflite`` lies beside
+the model, as in an export directory). ``--output`` also writes the result as JSON to a file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", help="int8 .tflite file")
+    parser.add_argument("--board", help="board name or file for the 32-bit predictions (default: the config's first)")
+    parser.add_argument("--config", help="experiment YAML: evaluate accuracy on its dataset's test split")
+    parser.add_argument("--runtime", choices=("tflm-cmsis-nn", "tflm-reference"), help="default: the config's, else tflm-cmsis-nn")
+    parser.add_argument("--max-test-samples", type=int, help="evaluate on the first N test samples only")
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    parser.add_argument("--output", help="also write the result to this JSON file (e.g. validation.json)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from mcunas.export.validate import DEFAULT_RUNTIME, validate_tflite
+    from mcunas.graph.tflite import read_tflite
+
+    splits = None
+    board = args.board
+    runtime = args.runtime
+    max_drop_pp = 1.0
+    if args.config:
+        from mcunas.config import load_experiment
+        from mcunas.data import load_dataset
+
+        experiment = load_experiment(args.config)
+        graph = read_tflite(args.model)
+        resolution = graph.tensors[graph.inputs[0]].shape[1]
+        dataset = experiment.dataset
+        if dataset.resolution != resolution:
+            dataset = dataset.model_copy(update={"resolution": resolution})
+        splits = load_dataset(dataset, experiment.seed)
+        board = board or experiment.boards[0]
+        runtime = runtime or experiment.runtime
+        max_drop_pp = experiment.export.max_int8_drop_pp
+    validation = validate_tflite(
+        args.model,
+        splits,
+        board=board,
+        runtime=runtime or DEFAULT_RUNTIME,
+        max_int8_drop_pp=max_drop_pp,
+        max_test_samples=args.max_test_samples,
+        json_path=args.output,
+        write=args.output is not None,
+    )
+    if args.json:
+        print(json.dumps(validation.to_dict(), indent=2))
+    else:
+        print(validation.table())
+    return 0
