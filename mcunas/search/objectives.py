@@ -1,0 +1,89 @@
+"""Objectives and hard constraints of a search, from the config's names to Optuna's values.
+
+Objectives (validated by :mod:`mcunas.config`): ``accuracy`` (validation accuracy 0..1,
+maximized) and the estimator's ``latency_ms``, ``sram_bytes``, ``flash_bytes``, ``macs``
+(minimized).
+
+Constraints are relative overruns of the board budgets: ``sram_bytes / budget - 1`` etc., so
+a value > 0 means violated and values of different units are comparable (NSGA-II and TPE sum
+the positive ones into a penalty). They are stored with ``Trial.set_constraint`` under the keys
+of :data:`CONSTRAINT_KEYS`, where the constraint-aware samplers read them.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from mcunas.errors import ConfigError
+
+# constraint key -> Cost field it limits
+CONSTRAINT_KEYS: dict[str, str] = {"sram": "sram_bytes", "flash": "flash_bytes", "latency": "latency_ms"}
+
+# Worst value of a maximized objective (accuracy of a model that was never trained).
+WORST_ACCURACY = 0.0
+
+
+def objective_values(names: Sequence[str], accuracy: float, cost: Any) -> list[float]:
+    """Objective values of a candidate: ``accuracy`` plus fields of its estimator Cost."""
+    return [float(accuracy) if name == "accuracy" else float(getattr(cost, name)) for name in names]
+
+
+def infeasible_values(names: Sequence[str], cost: Any) -> list[float]:
+    """Values of a candidate that breaks a hard constraint and is never trained.
+
+    Accuracy gets its worst value (0.0); cost objectives keep their estimates (finite, so that
+    GP and CMA-ES models stay well defined). What marks the candidate infeasible for the
+    samplers is its constraint values, which every value-using Optuna sampler reads.
+    """
+    return objective_values(names, WORST_ACCURACY, cost)
+
+
+def limits(board: Any, max_latency_ms: float | None) -> dict[str, float]:
+    """Constraint key -> limit on the Cost field: the board's SRAM (``Cost.sram_bytes`` includes
+    the SRAM reserve) and flash budget (flash minus reserve, for model + runtime code), bytes;
+    the latency ceiling, ms."""
+    result = {"sram": float(board.sram_bytes), "flash": float(board.flash_budget_bytes)}
+    if max_latency_ms is not None:
+        result["latency"] = float(max_latency_ms)
+    return result
+
+
+def constraint_values(cost: Any, board: Any, max_latency_ms: float | None) -> dict[str, float]:
+    """Relative overrun per constraint key: ``value / limit - 1`` (> 0: violated)."""
+    values = {}
+    for key, limit in limits(board, max_latency_ms).items():
+        value = float(getattr(cost, CONSTRAINT_KEYS[key]))
+        values[key] = value / limit - 1.0  # limits are > 0 (board files and config validate them)
+    return values
+
+
+def check_board(experiment: Any, board: Any) -> None:
+    """Refuse latency objectives or ceilings on a board without a latency model."""
+    uses_latency = "latency_ms" in experiment.objectives or experiment.constraints.max_latency_ms is not None
+    if uses_latency and not board.latency_supported:
+        raise ConfigError(
+            f"board {board.name!r} has no latency model ({board.latency_note or 'latency_supported: false'}); "
+            f"remove latency_ms from objectives and constraints.max_latency_ms, or choose another board"
+        )
+
+
+def dominates(a: Sequence[float], b: Sequence[float], maximize: Sequence[bool]) -> bool:
+    """True when ``a`` is at least as good as ``b`` in every objective and better in one."""
+    better = False
+    for x, y, is_max in zip(a, b, maximize):
+        if is_max:
+            x, y = -x, -y
+        if x > y:
+            return False
+        if x < y:
+            better = True
+    return better
+
+
+def pareto_indices(points: Sequence[Sequence[float]], maximize: Sequence[bool]) -> list[int]:
+    """Indices of the non-dominated points (duplicates of a front point are all kept)."""
+    return [
+        i
+        for i, p in enumerate(points)
+        if not any(dominates(q, p, maximize) for j, q in enumerate(points) if j != i)
+    ]
