@@ -110,7 +110,7 @@ class ConstraintsConfig(_Section):
 class SearchConfig(_Section):
     """The Optuna study and how its trials are distributed."""
 
-    sampler: SamplerName = "nsga2"
+    sampler: SamplerName = "auto"
     trials: int = Field(default=20, ge=1)
     pruner: PrunerName = "none"
     storage: str | None = None

@@ -30,13 +30,14 @@ def _positive(name: str, value: int | None) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from mcunas.config import load_experiment
-    from mcunas.search.search import run_search
 
     _positive("--trials", args.trials)
     _positive("--workers", args.workers)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S", stream=sys.stderr)
     experiment = load_experiment(args.config)
     run_dir = args.out or Path("runs") / experiment.name
+    from mcunas.search.search import run_search  # torch, optuna: only once the config is valid
+
     result = run_search(experiment, run_dir, trials=args.trials, workers=args.workers,
                         ray_address=args.ray_address, finalize=not args.no_finalize)
     for board, study in result.studies.items():
