@@ -12,6 +12,11 @@ from pathlib import Path
 
 import pytest
 
+# onnx2tf sets TF_USE_LEGACY_KERAS=1 when imported, which turns `tf.keras` into tf_keras for the
+# rest of the process. Set it before anything imports TensorFlow so every test sees the same Keras
+# whatever the order the tests run in.
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DIR = Path(os.environ.get("MCUNAS_SHARED", REPO_ROOT.parent / "shared"))
 

@@ -36,7 +36,7 @@ def test_minimal_config_gets_documented_defaults(tmp_path: Path):
     assert experiment.boards == ["arduino-nano-33-ble-sense"]
     assert experiment.objectives == ["accuracy", "latency_ms"]
     assert experiment.directions() == ["maximize", "minimize"]
-    assert experiment.search.sampler == "nsga2" and experiment.search.trials == 20
+    assert experiment.search.sampler == "auto" and experiment.search.trials == 20
     assert experiment.distillation.enabled and experiment.export.max_int8_drop_pp == 1.0
 
 

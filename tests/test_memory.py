@@ -67,7 +67,8 @@ def _keras_models():
         inputs = tf.keras.Input((6, 6, 8), batch_size=1)
         product = layers.Multiply()([layers.Conv2D(8, 1)(inputs), layers.Conv2D(8, 1)(inputs)])
         joined = layers.Concatenate()([layers.Activation("sigmoid")(product), layers.ReLU()(inputs)])
-        return tf.keras.Model(inputs, layers.Activation("hard_swish")(joined))
+        # x * relu6(x + 3) / 6: the converter fuses it into HARD_SWISH (tf_keras has no "hard_swish" name).
+        return tf.keras.Model(inputs, layers.Activation(lambda t: t * tf.nn.relu6(t + 3.0) / 6.0)(joined))
 
     return {
         "conv": lambda: chain((8, 8, 3), layers.Conv2D(4, 3, activation="relu6")),
