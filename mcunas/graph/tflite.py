@@ -6,7 +6,10 @@ a few milliseconds for a MobileNet. Only subgraph 0 is read (TFLite Micro models
 mcunas estimates have one subgraph).
 
 The result is an :class:`ImportedGraph`, a :class:`Graph` that also carries facts of the file
-(its size, each tensor's buffer size) for checking the flash model against.
+that the flash model (:func:`mcunas.estimators.flash.model_bytes`) counts beyond ops and tensors:
+quantization min/max arrays, shape signatures, the description, metadata entries and signature
+definitions (converters differ in these), plus the file size and each tensor's buffer size for
+checking the estimate against.
 """
 
 from __future__ import annotations
@@ -56,11 +59,16 @@ _PADDING = {0: "SAME", 1: "VALID"}
 _ACTIVATION = {0: "NONE", 1: "RELU", 2: "RELU_N1_TO_1", 3: "RELU6", 4: "TANH", 5: "SIGN_BIT"}
 
 # Field slots (vtable offset = 4 + 2 * field id) of the schema tables read here.
-_MODEL_OPCODES, _MODEL_SUBGRAPHS, _MODEL_BUFFERS = 6, 8, 12
+_MODEL_OPCODES, _MODEL_SUBGRAPHS, _MODEL_DESCRIPTION, _MODEL_BUFFERS = 6, 8, 10, 12
+_MODEL_METADATA, _MODEL_SIGNATURES = 16, 18
+_METADATA_NAME, _METADATA_BUFFER = 4, 6
+_SIGNATURE_INPUTS, _SIGNATURE_OUTPUTS, _SIGNATURE_KEY = 4, 6, 8
+_TENSOR_MAP_NAME = 4
 _OPCODE_DEPRECATED, _OPCODE_BUILTIN = 4, 10
 _SUBGRAPH_TENSORS, _SUBGRAPH_INPUTS, _SUBGRAPH_OUTPUTS, _SUBGRAPH_OPERATORS = 4, 6, 8, 10
 _TENSOR_SHAPE, _TENSOR_TYPE, _TENSOR_BUFFER, _TENSOR_NAME, _TENSOR_QUANT = 4, 6, 8, 10, 12
-_QUANT_SCALE = 8
+_TENSOR_SHAPE_SIGNATURE = 18
+_QUANT_MIN, _QUANT_SCALE = 4, 8
 _OPERATOR_OPCODE, _OPERATOR_INPUTS, _OPERATOR_OUTPUTS, _OPERATOR_OPTIONS = 4, 6, 8, 12
 _BUFFER_DATA, _BUFFER_SIZE = 4, 8
 
@@ -79,10 +87,26 @@ class ImportedGraph(Graph):
         file_bytes: size of the ``.tflite`` file in bytes.
         buffer_bytes: per tensor (same order as ``tensors``), the bytes of its flatbuffer
             buffer (0 for activations).
+        shared_buffer: per tensor, whether an earlier tensor refers to the same buffer (the
+            converter stores equal constants once, e.g. the all-zero biases of untrained models).
+        minmax_channels: per tensor, the length of its quantization ``min`` (and ``max``)
+            arrays: float calibration ranges older converters keep (0 when absent).
+        shape_signatures: per tensor, whether it has a ``shape_signature`` vector (the shape
+            with -1 for dynamic dimensions; older converters write it on inputs/activations).
+        description: the model's description string (e.g. ``"MLIR Converted."``).
+        metadata: per ``Model.metadata`` entry, its name and the bytes of its buffer.
+        signatures: per signature definition, its key and the names of its input and output
+            tensor maps.
     """
 
     file_bytes: int = 0
     buffer_bytes: list[int] = field(default_factory=list)
+    shared_buffer: list[bool] = field(default_factory=list)
+    minmax_channels: list[int] = field(default_factory=list)
+    shape_signatures: list[bool] = field(default_factory=list)
+    description: str = ""
+    metadata: dict[str, int] = field(default_factory=dict)
+    signatures: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)
 
 
 class _Reader:
@@ -228,7 +252,16 @@ def _parse(path: Path, data: bytes) -> ImportedGraph:
         raise ModelFormatError(f"{path}: the model has no subgraph")
     subgraph = subgraphs[0]
 
-    graph = ImportedGraph(name=path.stem, file_bytes=len(data))
+    graph = ImportedGraph(name=path.stem, file_bytes=len(data), description=reader.string(root, _MODEL_DESCRIPTION))
+    for entry in reader.tables(root, _MODEL_METADATA):
+        buffer_index = reader.scalar(entry, _METADATA_BUFFER, u32, 0)
+        size = buffer_sizes[buffer_index] if buffer_index < len(buffer_sizes) else 0
+        graph.metadata[reader.string(entry, _METADATA_NAME)] = size
+    for signature in reader.tables(root, _MODEL_SIGNATURES):
+        maps = reader.tables(signature, _SIGNATURE_INPUTS) + reader.tables(signature, _SIGNATURE_OUTPUTS)
+        names = tuple(reader.string(tensor_map, _TENSOR_MAP_NAME) for tensor_map in maps)
+        graph.signatures.append((reader.string(signature, _SIGNATURE_KEY), names))
+    used_buffers: set[int] = set()
     for index, tensor in enumerate(reader.tables(subgraph, _SUBGRAPH_TENSORS)):
         type_code = reader.scalar(tensor, _TENSOR_TYPE, u8, 0)
         dtype = _TENSOR_TYPES.get(type_code)
@@ -236,8 +269,12 @@ def _parse(path: Path, data: bytes) -> ImportedGraph:
             raise ModelFormatError(f"{path}: tensor {index} has unsupported TensorType code {type_code}")
         buffer_index = reader.scalar(tensor, _TENSOR_BUFFER, u32, 0)
         nbytes = buffer_sizes[buffer_index] if buffer_index < len(buffer_sizes) else 0
+        graph.shared_buffer.append(nbytes > 0 and buffer_index in used_buffers)
+        used_buffers.add(buffer_index)
         quant = reader.sub_table(tensor, _TENSOR_QUANT)
         channels = reader.vector_length(quant, _QUANT_SCALE) if quant is not None else 0
+        graph.minmax_channels.append(reader.vector_length(quant, _QUANT_MIN) if quant is not None else 0)
+        graph.shape_signatures.append(reader.vector_length(tensor, _TENSOR_SHAPE_SIGNATURE) > 0)
         graph.add_tensor(
             reader.string(tensor, _TENSOR_NAME),
             reader.int_vector(tensor, _TENSOR_SHAPE),
