@@ -14,12 +14,17 @@ Conventions
 * ``Tensor.is_constant`` marks tensors whose data lives in the flatbuffer (weights, biases,
   shape tensors): they occupy flash, not arena.
 * ``Op.macs`` counts multiply-accumulates of one inference (0 for data-movement ops).
+
+``Tensor`` and ``Op`` are named tuples: immutable, hashable, and cheap to create (the search
+spaces build thousands of graphs per second; a named tuple is about 3x faster to make than a
+frozen dataclass).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from math import prod
+from typing import NamedTuple
 
 # Element sizes in bytes of the TFLite tensor types the IR uses.
 DTYPE_BYTES: dict[str, int] = {
@@ -49,8 +54,7 @@ SPACE_OP_KINDS: frozenset[str] = frozenset(
 )
 
 
-@dataclass(frozen=True, slots=True)
-class Tensor:
+class Tensor(NamedTuple):
     """One tensor of the graph.
 
     Attributes:
@@ -72,7 +76,7 @@ class Tensor:
 
     @property
     def num_elements(self) -> int:
-        return prod(self.shape) if self.shape else 1
+        return prod(self.shape)  # 1 for a scalar, shape ()
 
     @property
     def nbytes(self) -> int:
@@ -80,8 +84,7 @@ class Tensor:
         return self.num_elements * DTYPE_BYTES[self.dtype]
 
 
-@dataclass(frozen=True, slots=True)
-class Op:
+class Op(NamedTuple):
     """One operator, in execution order.
 
     Attributes:
@@ -127,8 +130,9 @@ class Graph:
         counted: set[int] = set()
         for op in self.ops:
             if op.macs:
-                counted.update(i for i in op.inputs[1:] if i >= 0 and self.tensors[i].is_constant)
-        return sum(self.tensors[i].num_elements for i in counted)
+                counted.update(op.inputs[1:])
+        tensors = self.tensors
+        return sum([prod(tensors[i].shape) for i in counted if i >= 0 and tensors[i].is_constant])
 
     def op_kinds(self) -> list[str]:
         """Sorted distinct op kinds (the MicroMutableOpResolver list)."""
@@ -147,3 +151,4 @@ class Graph:
         index = len(self.tensors)
         self.tensors.append(Tensor(index, name, tuple(shape), dtype, is_constant, quant_channels))
         return index
+

@@ -100,7 +100,7 @@ def _to_lists(value: Any) -> Any:
 
 def stage_digits(values: tuple[int, ...]) -> str:
     """One digit for a uniform stage, else one digit per block (all values are < 10)."""
-    return str(values[0]) if len(set(values)) == 1 else "".join(str(v) for v in values)
+    return str(values[0]) if len(set(values)) == 1 else "".join(map(str, values))
 
 
 @dataclass(frozen=True)
@@ -194,7 +194,7 @@ class StagedArch:
         where kernels/expansions are one digit when the whole stage shares it, else one digit per
         block (e.g. ``k357`` for three blocks with kernels 3, 5, 7).
         """
-        stages = "-".join(self._stage_token(stage) for stage in range(len(self.stage_strides)))
+        stages = "-".join([self._stage_token(stage) for stage in range(len(self.stage_strides))])
         return (
             f"r{self.resolution}_in{self.input_channels}"
             f"-stem_k{self.stem_kernel}_s{self.stem_stride}_c{self.stem_channels}"
@@ -203,7 +203,7 @@ class StagedArch:
 
     def _stage_token(self, stage: int) -> str:
         return (
-            f"{self.block_prefix}_r{self.depths[stage]}_k{stage_digits(self.block_kernels[stage])}"
+            f"{self.block_prefix}_r{len(self.block_kernels[stage])}_k{stage_digits(self.block_kernels[stage])}"
             f"{self._stage_extra(stage)}_s{self.stage_strides[stage]}_c{self.stage_channels[stage]}"
         )
 
