@@ -382,7 +382,9 @@ def _kill_a_busy_worker(run_dir: Path, killed: list[int], stop: threading.Event)
             p for p in psutil.Process().children(recursive=True)
             if training and p.is_running() and "ray::evaluate_trial_task" in " ".join(p.cmdline())
         ]
-        if busy:
+        # Kill only when every busy worker is training (has sampled its parameters): with two
+        # workers, one may still be sampling while the other trains.
+        if busy and len(training) >= len(busy):
             busy[0].kill()
             killed.append(busy[0].pid)
             return
