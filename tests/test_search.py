@@ -218,6 +218,9 @@ def test_rerun_with_a_different_config_is_refused(tmp_path):
     (tmp_path / "a-file").write_text("")
     with pytest.raises(RunDirError, match="not a directory"):
         run_search(tiny(), tmp_path / "a-file", trials=1)
+    (tmp_path / "run.json").write_text("{ truncated")
+    with pytest.raises(RunDirError, match=r"run\.json: not valid JSON"):
+        run_search(tiny(), tmp_path, trials=2, finalize=False)
 
 
 def test_same_arch_is_trained_once_across_boards(tmp_path):

@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 from mcunas.errors import McunasError, RunDirError
+from mcunas.search.rundir import read_run_json
 
 SQLITE_PREFIX = "sqlite:///"
 JOURNAL_PREFIX = "journal:"
@@ -116,7 +117,7 @@ def load_run(run_dir: Path, label: str | None = None) -> RunData:
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise RunDirError(f"{run_dir}: run directory does not exist")
-    run_info = _read_run_json(run_dir)
+    run_info = read_run_json(run_dir)
     config_path = run_dir / "config.yaml"
     if not config_path.is_file():
         raise RunDirError(f"{run_dir}: config.yaml is missing")
@@ -148,19 +149,6 @@ def load_run(run_dir: Path, label: str | None = None) -> RunData:
         for board in studies
     }
     return RunData(run_dir, run_label, config_text, objectives, list(studies), trials, budgets)
-
-
-def _read_run_json(run_dir: Path) -> dict[str, Any]:
-    path = run_dir / "run.json"
-    if not path.is_file():
-        raise RunDirError(f"{run_dir}: run.json is missing (not a mcunas run directory?)")
-    try:
-        info = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
-        raise RunDirError(f"{path}: not valid JSON ({error})") from error
-    if not isinstance(info, dict):
-        raise RunDirError(f"{path}: expected a JSON object")
-    return info
 
 
 def _study_names(run_dir: Path, run_info: dict[str, Any]) -> dict[str, str]:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib.metadata
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ from typing import Any
 import yaml
 
 from mcunas.errors import RunDirError
-from mcunas.io import atomic_write_text, read_json, write_json
+from mcunas.io import atomic_write_text, write_json
 
 # (section, key) pairs that may differ between runs in one run directory.
 EXECUTION_KEYS: frozenset[tuple[str, str]] = frozenset(
@@ -114,6 +115,28 @@ def check_config(run_dir: Path, experiment: Any) -> None:
         )
 
 
+def read_run_json(run_dir: Path) -> dict[str, Any]:
+    """The ``run.json`` of ``run_dir`` as a dict.
+
+    Raises:
+        RunDirError: the file is missing, is not valid JSON or is not a JSON object.
+    """
+    path = run_dir / "run.json"
+    if not path.is_file():
+        raise RunDirError(f"{run_dir}: run.json is missing (not a mcunas run directory?)")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise RunDirError(f"{path}: cannot read ({error})") from error
+    try:
+        info = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise RunDirError(f"{path}: not valid JSON ({error})") from error
+    if not isinstance(info, dict):
+        raise RunDirError(f"{path}: expected a JSON object")
+    return info
+
+
 def prepare_run_dir(experiment: Any, run_dir: str | Path, board_names: list[str]) -> RunLayout:
     """Create or reopen ``run_dir`` for ``experiment``; write ``config.yaml`` and ``run.json``.
 
@@ -124,7 +147,7 @@ def prepare_run_dir(experiment: Any, run_dir: str | Path, board_names: list[str]
     path.mkdir(parents=True, exist_ok=True)
     check_config(path, experiment)
     run_json = path / "run.json"
-    info: dict[str, Any] = read_json(run_json) if run_json.is_file() else {}
+    info = read_run_json(path) if run_json.is_file() else {}
     storage_url = (
         experiment.search.storage
         or info.get("storage")
