@@ -122,6 +122,10 @@ def test_missing_unknown_keys_and_bad_yaml_are_named(tmp_path: Path) -> None:
         load_board(broken)
     with pytest.raises(BoardError, match=r"missing\.yaml: cannot read"):
         load_board(tmp_path / "missing.yaml")
+    binary = tmp_path / "binary.yaml"
+    binary.write_bytes(b"\xff\xfe\x00")
+    with pytest.raises(BoardError, match=r"binary\.yaml: not UTF-8 text"):
+        load_board(binary)
 
 
 def test_boards_cli_lists_catalog_with_budgets(capsys: pytest.CaptureFixture[str]) -> None:

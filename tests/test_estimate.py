@@ -175,3 +175,10 @@ def test_bad_measurement_rows_name_the_line(tmp_path: Path, content: str, messag
     assert main(["estimate", "calibrate", str(path), "--board", "nucleo-l4r5zi", "--out", str(tmp_path / "p.json")]) == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "p.json").exists()
+
+
+def test_measurements_file_that_is_not_text_is_a_profile_error(tmp_path: Path) -> None:
+    path = tmp_path / "binary.csv"
+    path.write_bytes(b"\xff\xfe\x00")
+    with pytest.raises(ProfileError, match=r"binary\.csv: not UTF-8 text"):
+        read_measurements(path)

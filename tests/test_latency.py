@@ -119,6 +119,9 @@ def test_malformed_profile_file_names_file_and_key(tmp_path: Path) -> None:
     path.write_text("{", encoding="utf-8")
     with pytest.raises(ProfileError, match=r"p\.json: invalid JSON at line 1"):
         load_profile(path)
+    path.write_bytes(b"\xff\xfe")
+    with pytest.raises(ProfileError, match=r"p\.json: not UTF-8 text"):
+        load_profile(path)
 
 
 def test_fit_recovers_known_coefficients_exactly() -> None:

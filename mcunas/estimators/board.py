@@ -112,6 +112,8 @@ def load_board(name_or_path: str | Path | Board) -> Board:
             content = path.read_text(encoding="utf-8")
         except OSError as error:
             raise BoardError(f"board file {path}: cannot read ({error.strerror})") from None
+        except UnicodeDecodeError as error:
+            raise BoardError(f"board file {path}: not UTF-8 text ({error.reason} at byte {error.start})") from None
         return _parse(content, str(path))
     board = _catalog().get(text)
     if board is None:

@@ -148,33 +148,34 @@ def read_measurements(csv_path: str | Path) -> list[tuple[Path, float]]:
     """
     path = Path(csv_path)
     try:
-        handle = path.open(encoding="utf-8", newline="")
+        text = path.read_text(encoding="utf-8")
     except OSError as error:
         raise ProfileError(f"{path}: cannot read ({error.strerror})") from None
-    with handle:
-        reader = csv.DictReader(handle)
-        missing = {"tflite_path", "measured_ms"} - set(reader.fieldnames or ())
-        if missing:
-            raise ProfileError(
-                f"{path}: line 1: header must name the columns tflite_path,measured_ms (missing {', '.join(sorted(missing))})"
-            )
-        measurements = []
-        for row in reader:
-            where = f"{path}: line {reader.line_num}"
-            model = (row.get("tflite_path") or "").strip()
-            text = (row.get("measured_ms") or "").strip()
-            if not model:
-                raise ProfileError(f"{where}: empty tflite_path")
-            try:
-                measured_ms = float(text)
-            except ValueError:
-                raise ProfileError(f"{where}: measured_ms '{text}' is not a number") from None
-            if not (math.isfinite(measured_ms) and measured_ms > 0):
-                raise ProfileError(f"{where}: measured_ms must be > 0, got {text}")
-            model_path = (path.parent / model).resolve()
-            if not model_path.is_file():
-                raise ProfileError(f"{where}: model file {model_path} does not exist")
-            measurements.append((model_path, measured_ms))
+    except UnicodeDecodeError as error:
+        raise ProfileError(f"{path}: not UTF-8 text ({error.reason} at byte {error.start})") from None
+    reader = csv.DictReader(text.splitlines(keepends=True))
+    missing = {"tflite_path", "measured_ms"} - set(reader.fieldnames or ())
+    if missing:
+        raise ProfileError(
+            f"{path}: line 1: header must name the columns tflite_path,measured_ms (missing {', '.join(sorted(missing))})"
+        )
+    measurements = []
+    for row in reader:
+        where = f"{path}: line {reader.line_num}"
+        model = (row.get("tflite_path") or "").strip()
+        measured_text = (row.get("measured_ms") or "").strip()
+        if not model:
+            raise ProfileError(f"{where}: empty tflite_path")
+        try:
+            measured_ms = float(measured_text)
+        except ValueError:
+            raise ProfileError(f"{where}: measured_ms '{measured_text}' is not a number") from None
+        if not (math.isfinite(measured_ms) and measured_ms > 0):
+            raise ProfileError(f"{where}: measured_ms must be > 0, got {measured_text}")
+        model_path = (path.parent / model).resolve()
+        if not model_path.is_file():
+            raise ProfileError(f"{where}: model file {model_path} does not exist")
+        measurements.append((model_path, measured_ms))
     if not measurements:
         raise ProfileError(f"{path}: no measurement rows")
     return measurements

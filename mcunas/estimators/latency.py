@@ -192,6 +192,8 @@ def load_profile(path: str | Path) -> Profile:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as error:
         raise ProfileError(f"profile {path}: cannot read ({error.strerror})") from None
+    except UnicodeDecodeError as error:
+        raise ProfileError(f"profile {path}: not UTF-8 text ({error.reason} at byte {error.start})") from None
     try:
         data = json.loads(text)
     except json.JSONDecodeError as error:
