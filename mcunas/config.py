@@ -27,9 +27,12 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from mcunas.errors import ConfigError, McunasError
+from mcunas.estimators import load_board
+from mcunas.estimators.runtime import DEFAULT_RUNTIME, RUNTIMES
+from mcunas.spaces import get_space
 
 DatasetName = Literal["digits", "mnist", "cifar10", "synthetic"]
-RuntimeName = Literal["tflm-cmsis-nn", "tflm-reference"]
+RuntimeName = Literal[RUNTIMES]  # type: ignore[valid-type]
 ObjectiveName = Literal["accuracy", "latency_ms", "sram_bytes", "flash_bytes", "macs"]
 SamplerName = Literal["auto", "nsga2", "nsga3", "tpe", "random", "qmc", "gp", "cmaes", "bruteforce"]
 PrunerName = Literal["none", "median", "successive_halving", "hyperband"]
@@ -173,7 +176,7 @@ class Experiment(_Section):
     dataset: DatasetConfig = DatasetConfig()
     space: SpaceConfig = SpaceConfig()
     boards: list[str] = Field(default=["arduino-nano-33-ble-sense"], min_length=1)
-    runtime: RuntimeName = "tflm-cmsis-nn"
+    runtime: RuntimeName = DEFAULT_RUNTIME
     objectives: list[ObjectiveName] = Field(default=["accuracy", "latency_ms"], min_length=1)
     constraints: ConstraintsConfig = ConstraintsConfig()
     search: SearchConfig = SearchConfig()
@@ -425,13 +428,7 @@ def _search_problems(experiment: Experiment) -> list[str]:
 
 
 def _board_problems(boards: list[str]) -> list[str]:
-    """Check each board with ``mcunas.estimators.load_board`` (skipped until that function exists)."""
-    try:
-        from mcunas.estimators import load_board
-    except ImportError as error:
-        if getattr(error, "name", None) != "mcunas.estimators":
-            raise
-        return []
+    """Check each board with :func:`mcunas.estimators.load_board`."""
     problems = []
     for index, board in enumerate(boards):
         try:
@@ -442,13 +439,7 @@ def _board_problems(boards: list[str]) -> list[str]:
 
 
 def _space_problems(space: SpaceConfig) -> list[str]:
-    """Check the space name and options with ``mcunas.spaces.get_space`` (skipped until it exists)."""
-    try:
-        from mcunas.spaces import get_space
-    except ImportError as error:
-        if getattr(error, "name", None) != "mcunas.spaces":
-            raise
-        return []
+    """Check the space name and options with :func:`mcunas.spaces.get_space`."""
     try:
         get_space(space.name, **space.options)
     except McunasError as error:

@@ -180,7 +180,6 @@ def test_all_problems_in_one_message(tmp_path: Path):
 
 
 def test_space_name_and_options_checked_by_the_space(tmp_path: Path):
-    pytest.importorskip("mcunas.spaces")
     message = _error(tmp_path, "name: q\nspace: {name: resnet}\n")
     assert "exp.yaml: space.name: unknown space 'resnet'" in message
     message = _error(tmp_path, "name: q\nspace: {name: mobilenetv2, resolutions: [16, 0]}\n")
@@ -190,9 +189,6 @@ def test_space_name_and_options_checked_by_the_space(tmp_path: Path):
 
 
 def test_unknown_board_checked_against_catalog(tmp_path: Path):
-    estimators = pytest.importorskip("mcunas.estimators")
-    if not hasattr(estimators, "load_board"):
-        pytest.skip("mcunas.estimators.load_board is not there yet")
     message = _error(tmp_path, "name: q\nboards: [arduino-nano-33-ble-sense, no-such-board]\n")
     assert "exp.yaml: boards[1]:" in message and "no-such-board" in message
     assert "boards[0]" not in message

@@ -24,8 +24,8 @@ A board file is data (read with ``yaml.safe_load``) with these keys:
 ``notes``             optional free text
 ===================== ========================================================================
 
-Budgets: a model fits when ``arena + sram_reserve_bytes <= sram_bytes`` and
-``model + runtime code <= flash_bytes - flash_reserve_bytes``.
+A Board is plain data: the limits a model must meet on it, and the check of a cost against
+them, are in :mod:`mcunas.estimators.budget`.
 """
 
 from __future__ import annotations
@@ -33,11 +33,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
-from importlib import resources
 from pathlib import Path
-from typing import Any
 
 from mcunas.errors import BoardError
+from mcunas.estimators.packaged import board_files, profile_names
 
 # Core families a board may name. Latency needs a profile for the core (see latency.py).
 KNOWN_CORES: tuple[str, ...] = ("cortex-m0plus", "cortex-m4", "cortex-m7", "cortex-m33", "xtensa-lx7")
@@ -78,17 +77,12 @@ class Board:
         return self.flash_bytes - self.flash_reserve_bytes
 
 
-def _boards_folder() -> Any:
-    return resources.files("mcunas.estimators") / "boards"
-
-
 @lru_cache(maxsize=1)
 def _catalog() -> dict[str, Board]:
     boards = {}
-    for entry in sorted(_boards_folder().iterdir(), key=lambda p: p.name):
-        if entry.name.endswith(".yaml"):
-            board = _parse(entry.read_text(encoding="utf-8"), f"boards/{entry.name}")
-            boards[board.name] = board
+    for entry in board_files():
+        board = _parse(entry.read_text(encoding="utf-8"), f"boards/{entry.name}")
+        boards[board.name] = board
     return boards
 
 
@@ -171,9 +165,7 @@ def _parse(content: str, source: str) -> Board:
     if not isinstance(sources, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in sources.items()):
         raise fail("sources", "must be a mapping of figure name to a URL or document")
     if supported:
-        from mcunas.estimators.latency import packaged_profile_names
-
-        if not any(name.startswith(f"{data['core']}-tflm-") for name in packaged_profile_names()):
+        if not any(name.startswith(f"{data['core']}-tflm-") for name in profile_names()):
             raise fail("latency_supported", f"is true but there is no latency profile for core {data['core']}; set it to false")
     note = data.get("latency_note", "") or ("" if supported else f"no cycle model for core {data['core']}")
     return Board(

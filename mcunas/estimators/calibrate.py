@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
 from mcunas.errors import ProfileError
+from mcunas.estimators.runtime import DEFAULT_RUNTIME
 from mcunas.estimators.latency import TERMS, Profile, op_class, op_terms, resolve_profile
 from mcunas.graph.ir import Graph
 from mcunas.io import write_json
@@ -184,7 +185,7 @@ def read_measurements(csv_path: str | Path) -> list[tuple[Path, float]]:
 def fit_profile(
     measurements: Sequence[tuple[str | Path, float]],
     board: Board,
-    runtime: str = "tflm-cmsis-nn",
+    runtime: str = DEFAULT_RUNTIME,
     base: Profile | str | Path | None = None,
 ) -> Profile:
     """Calibrate a profile to ``board`` from whole-model latencies measured on it.

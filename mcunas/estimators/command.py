@@ -16,13 +16,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mcunas.errors import McunasError
+from mcunas.estimators.runtime import DEFAULT_RUNTIME, RUNTIMES
 
 if TYPE_CHECKING:
     from mcunas.estimators.board import Board
     from mcunas.estimators.cost import Cost
     from mcunas.graph.ir import Graph
 
-RUNTIME_CHOICES = ("tflm-cmsis-nn", "tflm-reference")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -38,7 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "(CSV columns tflite_path,measured_ms; paths relative to the CSV)",
     )
     parser.add_argument("--board", required=True, help="board name from `mcunas boards`, or a board .yaml file")
-    parser.add_argument("--runtime", default="tflm-cmsis-nn", choices=RUNTIME_CHOICES)
+    parser.add_argument("--runtime", default=DEFAULT_RUNTIME, choices=RUNTIMES)
     parser.add_argument("--profile", type=Path, help="latency profile JSON (from `mcunas estimate calibrate`)")
     parser.add_argument("--max-latency-ms", type=float, help="latency ceiling to check (ms)")
     parser.add_argument("--json", action="store_true", help="print the Cost as JSON")

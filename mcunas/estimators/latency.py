@@ -23,19 +23,17 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from functools import lru_cache
-from importlib import resources
 from math import prod
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mcunas.errors import BoardError, ConfigError, ProfileError
+from mcunas.errors import BoardError, ProfileError
+from mcunas.estimators.packaged import profile_file, profile_names
+from mcunas.estimators.runtime import DEFAULT_RUNTIME, RUNTIMES, check_runtime
 from mcunas.graph.ir import Graph, Op
 
 if TYPE_CHECKING:
     from mcunas.estimators.board import Board
-
-# Runtime = TFLite Micro with one kernel library.
-RUNTIMES: tuple[str, ...] = ("tflm-cmsis-nn", "tflm-reference")
 
 # Cost terms, in the order of a class's coefficient tuple.
 TERMS: tuple[str, ...] = (
@@ -179,13 +177,6 @@ class Profile:
         return cls(str(data["core"]), data["runtime"], cycles, dict(data.get("provenance", {})))
 
 
-def check_runtime(runtime: str) -> str:
-    """Return ``runtime`` if known, else raise :class:`ConfigError` listing the known ones."""
-    if runtime not in RUNTIMES:
-        raise ConfigError(f"runtime: unknown runtime '{runtime}'; known: {', '.join(RUNTIMES)}")
-    return runtime
-
-
 def load_profile(path: str | Path) -> Profile:
     """Read a profile JSON file (as written by :func:`mcunas.estimators.calibrate.save_profile`)."""
     try:
@@ -201,22 +192,16 @@ def load_profile(path: str | Path) -> Profile:
     return Profile.from_dict(data, str(path))
 
 
-def packaged_profile_names() -> list[str]:
-    """Names ``<core>-<runtime>`` of the profiles shipped in ``mcunas/estimators/profiles``."""
-    folder = resources.files("mcunas.estimators") / "profiles"
-    return sorted(p.name[: -len(".json")] for p in folder.iterdir() if p.name.endswith(".json"))
-
-
 @lru_cache(maxsize=None)
 def default_profile(core: str, runtime: str) -> Profile:
     """The packaged profile of a core family and runtime; BoardError if there is none."""
     check_runtime(runtime)
     name = f"{core}-{runtime}"
-    resource = resources.files("mcunas.estimators") / "profiles" / f"{name}.json"
+    resource = profile_file(name)
     if not resource.is_file():
         raise BoardError(
             f"no latency profile for core '{core}' with runtime '{runtime}'; "
-            f"packaged: {', '.join(packaged_profile_names())}"
+            f"packaged: {', '.join(profile_names())}"
         )
     return Profile.from_dict(json.loads(resource.read_text(encoding="utf-8")), f"profiles/{name}.json")
 
@@ -242,7 +227,7 @@ def resolve_profile(board: Board, runtime: str, profile: Profile | str | Path | 
 
 
 def latency_ms(
-    graph: Graph, board: Board, runtime: str = "tflm-cmsis-nn", profile: Profile | str | Path | None = None
+    graph: Graph, board: Board, runtime: str = DEFAULT_RUNTIME, profile: Profile | str | Path | None = None
 ) -> float:
     """Predicted latency of one inference of ``graph`` on ``board``, in milliseconds.
 

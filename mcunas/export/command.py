@@ -11,6 +11,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from mcunas.estimators.runtime import RUNTIMES
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run_dir", nargs="?", help="a search run directory (instead of --arch/--weights/--config/--out)")
@@ -20,7 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", help="experiment YAML (dataset for calibration and validation)")
     parser.add_argument("--out", help="export directory to write (replaced as a whole on success)")
     parser.add_argument("--board", help="board name or file for the predictions (default: the config's first board)")
-    parser.add_argument("--runtime", choices=("tflm-cmsis-nn", "tflm-reference"), help="default: the config's")
+    parser.add_argument("--runtime", choices=RUNTIMES, help="default: the config's")
     parser.add_argument("--max-test-samples", type=int, help="validate on the first N test samples only")
     parser.add_argument("--json", action="store_true", help="print validation.json instead of the table")
 

@@ -10,19 +10,22 @@ from __future__ import annotations
 import argparse
 import json
 
+from mcunas.estimators.runtime import RUNTIMES
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", help="int8 .tflite file")
     parser.add_argument("--board", help="board name or file for the 32-bit predictions (default: the config's first)")
     parser.add_argument("--config", help="experiment YAML: evaluate accuracy on its dataset's test split")
-    parser.add_argument("--runtime", choices=("tflm-cmsis-nn", "tflm-reference"), help="default: the config's, else tflm-cmsis-nn")
+    parser.add_argument("--runtime", choices=RUNTIMES, help="default: the config's, else tflm-cmsis-nn")
     parser.add_argument("--max-test-samples", type=int, help="evaluate on the first N test samples only")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     parser.add_argument("--output", help="also write the result to this JSON file (e.g. validation.json)")
 
 
 def run(args: argparse.Namespace) -> int:
-    from mcunas.export.validate import DEFAULT_RUNTIME, validate_tflite
+    from mcunas.estimators.runtime import DEFAULT_RUNTIME
+    from mcunas.export.validate import validate_tflite
     from mcunas.graph.tflite import read_tflite
 
     splits = None

@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from mcunas.errors import ExportError, RunDirError
-from mcunas.export.validate import FLOAT_MODEL_NAME, DEFAULT_RUNTIME, Validation
+from mcunas.estimators.runtime import DEFAULT_RUNTIME
+from mcunas.export.validate import FLOAT_MODEL_NAME, Validation
 from mcunas.io import write_json
 
 MODEL_NAME = "model.tflite"

@@ -31,10 +31,10 @@ from typing import Any
 import numpy as np
 
 from mcunas.errors import ModelFormatError
+from mcunas.estimators.runtime import DEFAULT_RUNTIME
 from mcunas.graph.ir import Graph
 from mcunas.io import write_json
 
-DEFAULT_RUNTIME = "tflm-cmsis-nn"
 # Name of the float32 model beside an exported model.tflite (see mcunas.export.pipeline).
 FLOAT_MODEL_NAME = "model_float32.tflite"
 # Test samples run through both models for the per-layer comparison, and layers named.
@@ -226,6 +226,7 @@ def _predictions(graph: Graph, board: Any, runtime: str) -> dict[str, int | None
     target prediction uses the runtime's kernels (CMSIS-NN adds scratch buffers).
     """
     from mcunas.estimators import estimate, memory
+    from mcunas.estimators.runtime import kernels_of
 
     if board is not None:
         cost = estimate(graph, board, runtime)
@@ -233,8 +234,7 @@ def _predictions(graph: Graph, board: Any, runtime: str) -> dict[str, int | None
     else:
         from mcunas.estimators.flash import model_bytes as flash_model_bytes
 
-        kernels = "cmsis-nn" if runtime == "tflm-cmsis-nn" else "reference"
-        target_arena = memory.arena_bytes(graph, target="cortex-m", kernels=kernels)
+        target_arena = memory.arena_bytes(graph, target="cortex-m", kernels=kernels_of(runtime))
         model_bytes = flash_model_bytes(graph)
     return {
         "arena_bytes_predicted": memory.arena_bytes(graph, target="host", kernels="reference"),

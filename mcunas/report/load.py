@@ -260,23 +260,28 @@ def _read_per_trial(run_dir: Path, stage: str, file_name: str) -> dict[str, dict
 
 
 def _board_budget(board: str, config: dict[str, Any], run_dir: Path, max_latency_ms: Any) -> Budget:
-    """The limits on the Cost fields: SRAM, flash, latency.
+    """The limits on the Cost fields (:func:`mcunas.estimators.budget.limits`) of ``board``.
 
-    ``Cost.sram_bytes`` (arena + SRAM reserve) is limited by the board's SRAM;
-    ``Cost.flash_bytes`` (model + TFLM runtime code) by the flash left after the board's flash
-    reserve (:class:`mcunas.estimators.board.Board`); latency by ``constraints.max_latency_ms``.
-    The board is looked up by name in the catalog or as one of the config's board files.
+    The board is looked up among the config's board files (relative to the run directory when
+    they were moved with it) and in the catalog.
+
+    Raises:
+        RunDirError: no board of that name can be loaded.
     """
     from mcunas.estimators import load_board
+    from mcunas.estimators.budget import limits
 
     latency = float(max_latency_ms) if isinstance(max_latency_ms, (int, float)) else None
-    for entry in [board, *(str(b) for b in config.get("boards") or ())]:
+    problems = []
+    for entry in [*(str(b) for b in config.get("boards") or ()), board]:
         candidate = Path(entry)
         ref = str(candidate if candidate.is_absolute() or not (run_dir / candidate).is_file() else run_dir / candidate)
         try:
             loaded = load_board(ref)
-        except McunasError:
+        except McunasError as error:
+            problems.append(str(error))
             continue
         if loaded.name == board:
-            return Budget(loaded.sram_bytes, loaded.flash_budget_bytes, latency)
-    return Budget(latency_ms=latency)
+            values = {limit.metric: limit.value for limit in limits(loaded, latency)}
+            return Budget(int(values["sram_bytes"]), int(values["flash_bytes"]), values.get("latency_ms"))
+    raise RunDirError(f"{run_dir}: cannot find board {board!r} of the run ({'; '.join(problems) or 'not in the config'})")

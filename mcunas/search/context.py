@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from mcunas.estimators.budget import Limit, limits
 from mcunas.search.distributed import open_storage
 from mcunas.search.objectives import check_board
 from mcunas.search.rundir import RunLayout
@@ -67,6 +68,7 @@ class SearchContext:
         data: dataset splits per resolution.
         storage: the Optuna storage (for the accuracy cache across studies).
         teacher: the distillation teacher in eval mode, or None when distillation is off.
+        limits: the board's budgets and the latency ceiling (:func:`mcunas.estimators.budget.limits`).
     """
 
     experiment: Any
@@ -76,6 +78,7 @@ class SearchContext:
     data: DataCache
     storage: Any
     teacher: Any = None
+    limits: tuple[Limit, ...] = ()
 
     @property
     def board_name(self) -> str:
@@ -112,7 +115,8 @@ def build_context(
         from mcunas.search.distill import ensure_teacher
 
         teacher = ensure_teacher(experiment, layout.path, splits)
-    return SearchContext(experiment, layout, board, space, data, storage or open_storage(layout.storage_url), teacher)
+    return SearchContext(experiment, layout, board, space, data, storage or open_storage(layout.storage_url), teacher,
+                         limits(board, experiment.constraints.max_latency_ms))
 
 
 def board_names(experiment: Any) -> list[str]:

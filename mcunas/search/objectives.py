@@ -4,10 +4,11 @@ Objectives (validated by :mod:`mcunas.config`): ``accuracy`` (validation accurac
 maximized) and the estimator's ``latency_ms``, ``sram_bytes``, ``flash_bytes``, ``macs``
 (minimized).
 
-Constraints are relative overruns of the board budgets: ``sram_bytes / budget - 1`` etc., so
-a value > 0 means violated and values of different units are comparable (NSGA-II and TPE sum
-the positive ones into a penalty). They are stored with ``Trial.set_constraint`` under the keys
-of :data:`CONSTRAINT_KEYS`, where the constraint-aware samplers read them.
+Constraints are the relative overruns of the board's limits
+(:func:`mcunas.estimators.budget.overruns`: ``sram_bytes / limit - 1`` etc.), so a value > 0
+means violated and values of different units are comparable (NSGA-II and TPE sum the positive
+ones into a penalty). They are stored with ``Trial.set_constraint`` under the limit keys
+(``sram``, ``flash``, ``latency``), where the constraint-aware samplers read them.
 """
 
 from __future__ import annotations
@@ -15,9 +16,6 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 from mcunas.errors import ConfigError
-
-# constraint key -> Cost field it limits
-CONSTRAINT_KEYS: dict[str, str] = {"sram": "sram_bytes", "flash": "flash_bytes", "latency": "latency_ms"}
 
 # Worst value of a maximized objective (accuracy of a model that was never trained).
 WORST_ACCURACY = 0.0
@@ -36,25 +34,6 @@ def infeasible_values(names: Sequence[str], cost: Any) -> list[float]:
     samplers is its constraint values, which every value-using Optuna sampler reads.
     """
     return objective_values(names, WORST_ACCURACY, cost)
-
-
-def limits(board: Any, max_latency_ms: float | None) -> dict[str, float]:
-    """Constraint key -> limit on the Cost field: the board's SRAM (``Cost.sram_bytes`` includes
-    the SRAM reserve) and flash budget (flash minus reserve, for model + runtime code), bytes;
-    the latency ceiling, ms."""
-    result = {"sram": float(board.sram_bytes), "flash": float(board.flash_budget_bytes)}
-    if max_latency_ms is not None:
-        result["latency"] = float(max_latency_ms)
-    return result
-
-
-def constraint_values(cost: Any, board: Any, max_latency_ms: float | None) -> dict[str, float]:
-    """Relative overrun per constraint key: ``value / limit - 1`` (> 0: violated)."""
-    values = {}
-    for key, limit in limits(board, max_latency_ms).items():
-        value = float(getattr(cost, CONSTRAINT_KEYS[key]))
-        values[key] = value / limit - 1.0  # limits are > 0 (board files and config validate them)
-    return values
 
 
 def check_board(experiment: Any, board: Any) -> None:

@@ -25,9 +25,10 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+from mcunas.estimators.budget import overruns
 from mcunas.io import atomic_path, write_json
 from mcunas.search.context import SearchContext
-from mcunas.search.objectives import constraint_values, infeasible_values, objective_values
+from mcunas.search.objectives import infeasible_values, objective_values
 
 logger = logging.getLogger("mcunas.search")
 
@@ -43,7 +44,9 @@ def training_seed(experiment_seed: int, key: str) -> int:
 
 
 def describe_cost(cost: Any) -> str:
-    return f"{cost.latency_ms:.2f} ms, SRAM {cost.sram_bytes / 1024:.1f} KB, flash {cost.flash_bytes / 1024:.1f} KB"
+    """``latency, SRAM, flash`` of a Cost for a log line (latency "n/a" where not estimated)."""
+    latency = "latency n/a" if cost.latency_ms is None else f"{cost.latency_ms:.2f} ms"
+    return f"{latency}, SRAM {cost.sram_bytes / 1024:.1f} KB, flash {cost.flash_bytes / 1024:.1f} KB"
 
 
 def _find_trained(ctx: SearchContext, key: str) -> Any:
@@ -103,7 +106,7 @@ def run_trial(trial: Any, ctx: SearchContext) -> list[float]:
 
 def _record_estimates(trial: Any, ctx: SearchContext, arch: Any, key: str, cost: Any, seconds: float) -> None:
     """Constraint values (for the samplers) and the estimate user attrs of a candidate."""
-    for name, value in constraint_values(cost, ctx.board, ctx.experiment.constraints.max_latency_ms).items():
+    for name, value in overruns(cost, ctx.limits).items():
         trial.set_constraint(name, value)
     attrs = {"arch": arch.to_dict(), "arch_key": key, "block_string": arch.block_string(), "board": ctx.board_name,
              "estimates": cost.to_dict(), "feasible": bool(cost.fits), "violations": list(cost.violations),

@@ -1,0 +1,105 @@
+"""Budgets: the limits a model must meet on a board, and the one check of a cost against them.
+
+A board sets two limits: its SRAM for ``Cost.sram_bytes`` (the 32-bit tensor arena plus the
+board's SRAM reserve) and the flash left after its flash reserve for ``Cost.flash_bytes``
+(model + TFLM runtime code); an experiment may add a latency ceiling for ``Cost.latency_ms``.
+:func:`limits` lists them as :class:`Limit` values (plain data, stored in a run directory so
+the report needs no board file); :func:`broken_limits` answers "which limits does this cost
+break" for ``estimate()``, the search trials, export and the report; :func:`overruns` gives the
+same comparison as relative numbers for Optuna's constraint-aware samplers.
+
+A model fits a board when ``arena + sram_reserve_bytes <= sram_bytes`` and
+``model + runtime code <= flash_bytes - flash_reserve_bytes`` (and within the latency ceiling).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from mcunas.estimators.board import Board
+
+
+@dataclass(frozen=True)
+class Limit:
+    """One limit on one Cost field.
+
+    Attributes:
+        key: the constraint's name: ``sram``, ``flash`` or ``latency`` (Optuna constraint key).
+        metric: the Cost field it limits: ``sram_bytes``, ``flash_bytes``, ``latency_ms``.
+        value: the largest allowed value of ``metric`` (bytes or milliseconds), > 0.
+        board: the board the limit belongs to.
+        reserve: the part of the board's memory that is not available to the model (bytes;
+            0 for latency), for messages.
+    """
+
+    key: str
+    metric: str
+    value: float
+    board: str
+    reserve: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Limit:
+        return cls(str(data["key"]), str(data["metric"]), float(data["value"]), str(data["board"]),
+                   int(data.get("reserve", 0)))
+
+
+def limits(board: Board, max_latency_ms: float | None = None) -> tuple[Limit, ...]:
+    """The limits on a model deployed to ``board``: SRAM, flash, and the latency ceiling if given."""
+    found = [
+        Limit("sram", "sram_bytes", float(board.sram_bytes), board.name, board.sram_reserve_bytes),
+        Limit("flash", "flash_bytes", float(board.flash_budget_bytes), board.name, board.flash_reserve_bytes),
+    ]
+    if max_latency_ms is not None:
+        found.append(Limit("latency", "latency_ms", float(max_latency_ms), board.name))
+    return tuple(found)
+
+
+def _kb(n_bytes: float) -> str:
+    return f"{n_bytes / 1024:g} KB"
+
+
+def _violation(limit: Limit, cost: Any) -> str | None:
+    """The message for ``limit`` broken by ``cost`` (a Cost or an object with its fields), or None."""
+    value = getattr(cost, limit.metric)
+    if limit.key == "latency":
+        if value is None:
+            return (f"latency ceiling {limit.value:g} ms cannot be checked: no latency estimate on "
+                    f"{limit.board}")
+        return f"latency {value:,.1f} ms > limit {limit.value:g} ms" if value > limit.value else None
+    if value <= limit.value:
+        return None
+    if limit.key == "sram":
+        arena_budget = round(limit.value) - limit.reserve
+        return (f"SRAM arena {cost.arena_bytes:,} B > budget {arena_budget:,} B "
+                f"({_kb(limit.value)} - {_kb(limit.reserve)} reserve)")
+    runtime_bytes = cost.flash_bytes - cost.model_bytes
+    return (f"flash {cost.flash_bytes:,} B (model {cost.model_bytes:,} B + runtime {runtime_bytes:,} B) > budget "
+            f"{round(limit.value):,} B ({_kb(limit.value + limit.reserve)} - {_kb(limit.reserve)} reserve)")
+
+
+def broken_limits(cost: Any, board_limits: Sequence[Limit]) -> list[str]:
+    """One human-readable line per limit that ``cost`` breaks, in the order of ``board_limits``.
+
+    ``cost`` is a :class:`mcunas.estimators.cost.Cost` (or any object with its fields). A
+    latency ceiling on a board without a latency estimate (``latency_ms`` None) counts as broken:
+    it cannot be checked.
+    """
+    return [message for limit in board_limits if (message := _violation(limit, cost)) is not None]
+
+
+def overruns(cost: Any, board_limits: Sequence[Limit]) -> dict[str, float]:
+    """Relative overrun ``value / limit - 1`` per limit key (> 0: broken), for Optuna constraints.
+
+    A latency ceiling without a latency estimate counts as broken by 1.0 (100 %).
+    """
+    result = {}
+    for limit in board_limits:
+        value = getattr(cost, limit.metric)
+        result[limit.key] = 1.0 if value is None else float(value) / limit.value - 1.0
+    return result
