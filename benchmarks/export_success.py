@@ -133,7 +133,7 @@ def run_mnist(mnist_dir: Path, work: Path, epochs: int, train_samples: int, test
     train_seconds = time.perf_counter() - start
     weights = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     start = time.perf_counter()
-    validation = export_model(arch, weights, splits, work / "mnist_export", board="arduino-nano-33-ble-sense",
+    validation = export_model(arch, weights, work / "mnist_export", splits=splits, board="arduino-nano-33-ble-sense",
                               experiment=experiment, isolate=False)
     export_seconds = time.perf_counter() - start
     print(validation.table())

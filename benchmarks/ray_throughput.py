@@ -6,7 +6,7 @@ One local Ray cluster (loopback, 2 CPUs by default) serves every measurement; it
 is reported apart. For each objective, the same trials (same candidates: random samplers seeded
 per trial number) run once in this process with one torch thread (ask, evaluate, tell on a
 journal storage: what a sequential search does) and then through
-:func:`mcunas.search.distributed.run_trials_on_ray` with 1 and 2 workers of one CPU each.
+:func:`mcunas.search.dispatch.run_trials_on_ray` with 1 and 2 workers of one CPU each.
 Before each timed run, a short run on a throw-away storage warms the processes (imports), so
 the numbers are steady-state throughput; each timed run still builds its search context (data,
 space) once per process, as a real run does. Objectives:
@@ -40,14 +40,10 @@ from typing import Any, Callable
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
-from mcunas.search.distributed import (  # noqa: E402
-    WorkerResources,
-    default_storage_url,
-    open_storage,
-    ray_cluster,
-    run_trials_on_ray,
-    worker_sampler_seed,
-)
+from mcunas.estimators import load_board  # noqa: E402
+from mcunas.rundir.storage import default_storage_url, open_storage  # noqa: E402
+from mcunas.search.cluster import WorkerResources, ray_cluster  # noqa: E402
+from mcunas.search.dispatch import run_trials_on_ray, worker_sampler_seed  # noqa: E402
 
 BOARD = "arduino-nano-33-ble-sense"
 
@@ -108,15 +104,14 @@ class EstimateEvaluator:
 def _train_evaluator(run_dir: Path) -> Any:
     """The search's own evaluator on a prepared run directory with the tiny experiment."""
     from mcunas.config import Experiment
-    from mcunas.search.context import board_names
-    from mcunas.search.rundir import prepare_run_dir
-    from mcunas.search.search import SearchEvaluator
+    from mcunas.rundir.runinfo import prepare_run_dir
+    from mcunas.search.search import SearchEvaluator, StudyFactory
 
     experiment = Experiment.model_validate(
         {**TINY_EXPERIMENT, "search": {**TINY_EXPERIMENT["search"], "workers": 2}}, strict=False
     )
-    layout = prepare_run_dir(experiment, run_dir, board_names(experiment))
-    return SearchEvaluator(experiment, layout), layout.storage_url
+    layout = prepare_run_dir(experiment, run_dir, [load_board(b) for b in experiment.boards], several_processes=True)
+    return SearchEvaluator(StudyFactory(experiment, layout)), layout.storage_url
 
 
 @dataclass
@@ -151,10 +146,10 @@ def run_in_process(evaluator: Any, storage_url: str, trials: int) -> float:
 
 
 def run_on_ray(evaluator: Any, storage_url: str, run_dir: Path, trials: int, workers: int) -> float:
-    evaluator.load_study(open_storage(storage_url), BOARD, 0)  # create the study
+    study = evaluator.load_study(open_storage(storage_url), BOARD, 0)  # creates the study
     start = time.perf_counter()
     result = run_trials_on_ray(
-        evaluator, storage_url, [BOARD], trials, WorkerResources(workers), seed=0, run_dir=run_dir
+        evaluator, storage_url, {BOARD: study}, trials, WorkerResources(workers), seed=0, run_dir=run_dir
     )
     seconds = time.perf_counter() - start
     if len(result.finished[BOARD]) != trials or result.worker_deaths:
@@ -182,7 +177,7 @@ def measure_objective(
 def _plain(evaluator: Any) -> Callable[[Path], tuple[Any, str]]:
     def make(run_dir: Path) -> tuple[Any, str]:
         run_dir.mkdir(parents=True, exist_ok=True)
-        return evaluator, default_storage_url(run_dir)
+        return evaluator, default_storage_url(run_dir, several_processes=True)
 
     return make
 

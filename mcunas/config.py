@@ -26,20 +26,15 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
+from mcunas.data.config import DatasetConfig, dataset_problems
 from mcunas.errors import ConfigError, McunasError
 from mcunas.estimators import load_board
 from mcunas.estimators.runtime import DEFAULT_RUNTIME, RUNTIMES
+from mcunas.io import read_user_text
+from mcunas.schema import Section, resolve_path
 from mcunas.spaces import get_space
 
-DatasetName = Literal["digits", "mnist", "cifar10", "synthetic"]
-RuntimeName = Literal[RUNTIMES]  # type: ignore[valid-type]
-ObjectiveName = Literal["accuracy", "latency_ms", "sram_bytes", "flash_bytes", "macs"]
-SamplerName = Literal["auto", "nsga2", "nsga3", "tpe", "random", "qmc", "gp", "cmaes", "bruteforce"]
-PrunerName = Literal["none", "median", "successive_halving", "hyperband"]
-OptimizerName = Literal["sgd", "adam", "adamw"]
-DeviceName = Literal["cpu", "cuda", "auto"]
-
-# Optuna study direction of each objective.
+# Optuna study direction of each objective: ``accuracy`` (validation accuracy) and Cost fields.
 OBJECTIVE_DIRECTIONS: dict[str, str] = {
     "accuracy": "maximize",
     "latency_ms": "minimize",
@@ -47,49 +42,22 @@ OBJECTIVE_DIRECTIONS: dict[str, str] = {
     "flash_bytes": "minimize",
     "macs": "minimize",
 }
+# The names a config may choose; mcunas.search.samplers maps SAMPLERS/PRUNERS to Optuna objects
+# (``auto``: NSGA-II for several objectives, TPE for one).
+SAMPLERS: tuple[str, ...] = ("auto", "nsga2", "nsga3", "tpe", "random", "qmc", "gp", "cmaes", "bruteforce")
+PRUNERS: tuple[str, ...] = ("none", "median", "successive_halving", "hyperband")
+OPTIMIZERS: tuple[str, ...] = ("sgd", "adam", "adamw")
+DEVICES: tuple[str, ...] = ("cpu", "cuda", "auto")
+
+RuntimeName = Literal[RUNTIMES]  # type: ignore[valid-type]
+ObjectiveName = Literal[tuple(OBJECTIVE_DIRECTIONS)]  # type: ignore[misc]
+SamplerName = Literal[SAMPLERS]  # type: ignore[valid-type]
+PrunerName = Literal[PRUNERS]  # type: ignore[valid-type]
+OptimizerName = Literal[OPTIMIZERS]  # type: ignore[valid-type]
+DeviceName = Literal[DEVICES]  # type: ignore[valid-type]
 
 # Samplers that optimize a single objective only.
 SINGLE_OBJECTIVE_SAMPLERS = ("cmaes",)
-
-# Datasets read from files in ``data_dir``, and those that can fetch them (``download: true``).
-FILE_DATASETS = ("mnist", "cifar10")
-DOWNLOADABLE_DATASETS = ("mnist",)
-
-
-class _Section(BaseModel):
-    """A config section: unknown keys are errors, values are not silently coerced."""
-
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
-
-
-def _resolve_path(value: Path | None, info: ValidationInfo) -> Path | None:
-    """Resolve a relative path against ``context["base_dir"]`` (the config file's folder)."""
-    if value is None:
-        return None
-    value = value.expanduser()
-    base_dir = (info.context or {}).get("base_dir")
-    if base_dir is not None and not value.is_absolute():
-        value = Path(os.path.normpath(Path(base_dir) / value))
-    return value
-
-
-class DatasetConfig(_Section):
-    """Which dataset, at which input resolution, and how it is split and subset."""
-
-    name: DatasetName = "digits"
-    data_dir: Path | None = Field(default=None, strict=False)
-    download: bool = False
-    resolution: int = Field(default=16, ge=8, le=224, description="square input side, pixels")
-    val_fraction: float = Field(default=0.1, gt=0.0, lt=1.0)
-    max_train_samples: int | None = Field(
-        default=None, ge=2, description="limit of the training pool (train + val) before the val split"
-    )
-    max_test_samples: int | None = Field(default=None, ge=1)
-    channels: int | None = Field(default=None, ge=1, le=4, description="synthetic only: input channels (default 1)")
-    num_classes: int | None = Field(default=None, ge=2, le=1000, description="synthetic only: classes (default 10)")
-
-    _resolve_data_dir = field_validator("data_dir")(_resolve_path)
-
 
 class SpaceConfig(BaseModel):
     """The search space: ``name`` plus the space's own options (extra keys)."""
@@ -104,13 +72,13 @@ class SpaceConfig(BaseModel):
         return dict(self.model_extra or {})
 
 
-class ConstraintsConfig(_Section):
+class ConstraintsConfig(Section):
     """Limits besides the board's SRAM and flash budgets."""
 
     max_latency_ms: float | None = Field(default=None, gt=0.0)
 
 
-class SearchConfig(_Section):
+class SearchConfig(Section):
     """The Optuna study and how its trials are distributed."""
 
     sampler: SamplerName = "auto"
@@ -123,7 +91,7 @@ class SearchConfig(_Section):
     gpus_per_worker: float = Field(default=0.0, ge=0.0)
 
 
-class TrainingConfig(_Section):
+class TrainingConfig(Section):
     """Training of each sampled architecture during the search."""
 
     epochs: int = Field(default=3, ge=1)
@@ -136,7 +104,7 @@ class TrainingConfig(_Section):
     device: DeviceName = "cpu"
 
 
-class DistillationConfig(_Section):
+class DistillationConfig(Section):
     """Knowledge distillation from a teacher trained once per run."""
 
     enabled: bool = True
@@ -146,17 +114,17 @@ class DistillationConfig(_Section):
     alpha: float = Field(default=0.5, ge=0.0, le=1.0, description="weight of the hard-label cross-entropy")
     temperature: float = Field(default=4.0, gt=0.0)
 
-    _resolve_paths = field_validator("teacher_arch", "teacher_checkpoint")(_resolve_path)
+    _resolve_paths = field_validator("teacher_arch", "teacher_checkpoint")(resolve_path)
 
 
-class FinalConfig(_Section):
+class FinalConfig(Section):
     """Retraining of the Pareto members."""
 
     epochs: int = Field(default=10, ge=1)
     max_models: int = Field(default=3, ge=1, description="per board")
 
 
-class ExportConfig(_Section):
+class ExportConfig(Section):
     """Int8 TFLite export and TFLite Micro validation of the retrained models."""
 
     enabled: bool = True
@@ -164,11 +132,11 @@ class ExportConfig(_Section):
     max_int8_drop_pp: float = Field(default=1.0, ge=0.0, description="accuracy drop float -> int8, percentage points")
 
 
-class ReportConfig(_Section):
+class ReportConfig(Section):
     enabled: bool = True
 
 
-class Experiment(_Section):
+class Experiment(Section):
     """A whole experiment, as validated from its YAML file."""
 
     name: str = Field(pattern=r"^[A-Za-z0-9_-]+$", min_length=1, max_length=64)
@@ -193,7 +161,7 @@ class Experiment(_Section):
         resolved = []
         for board in boards:
             if _is_board_file(board):
-                board = str(_resolve_path(Path(board), info))
+                board = str(resolve_path(Path(board), info))
             if board in resolved:
                 raise ValueError(f"board {board!r} is listed twice")
             resolved.append(board)
@@ -256,12 +224,7 @@ def load_experiment(path: str | os.PathLike[str]) -> Experiment:
             schema; the message lists every problem as ``file: key.path: what is wrong``.
     """
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: config file not found") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise ConfigError(f"{path}: cannot read config file: {error}") from None
+    text = read_user_text(path, ConfigError, "config file")
     try:
         data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as error:
@@ -379,36 +342,13 @@ def _describe_pydantic_error(item: dict[str, Any]) -> str:
 
 def _reference_problems(experiment: Experiment) -> list[str]:
     """Checks across fields and against the file system, the board catalog and the spaces."""
-    problems = _dataset_problems(experiment.dataset) + _search_problems(experiment)
+    problems = dataset_problems(experiment.dataset) + _search_problems(experiment)
     for key in ("teacher_arch", "teacher_checkpoint"):
         file = getattr(experiment.distillation, key)
         if file is not None and not file.is_file():
             problems.append(f"distillation.{key}: file not found: {file}")
     problems += _board_problems(experiment.boards)
     problems += _space_problems(experiment.space)
-    return problems
-
-
-def _dataset_problems(dataset: DatasetConfig) -> list[str]:
-    problems = []
-    if dataset.name in FILE_DATASETS:
-        if dataset.data_dir is None and not dataset.download:
-            hint = " or set download: true" if dataset.name in DOWNLOADABLE_DATASETS else ""
-            problems.append(f"dataset.data_dir: required for dataset {dataset.name!r} (a folder with its files){hint}")
-        elif dataset.data_dir is not None and not dataset.download and not dataset.data_dir.is_dir():
-            hint = " (or set download: true to fetch the files into it)" if dataset.name in DOWNLOADABLE_DATASETS else ""
-            problems.append(f"dataset.data_dir: folder not found: {dataset.data_dir}{hint}")
-    elif dataset.data_dir is not None:
-        problems.append(f"dataset.data_dir: not used by dataset {dataset.name!r} (allowed for: {', '.join(FILE_DATASETS)})")
-    if dataset.download and dataset.name not in DOWNLOADABLE_DATASETS:
-        problems.append(
-            f"dataset.download: dataset {dataset.name!r} cannot be downloaded (allowed for: {', '.join(DOWNLOADABLE_DATASETS)})"
-        )
-    if dataset.download and dataset.data_dir is None:
-        problems.append("dataset.data_dir: required with download: true (the folder the files are saved to)")
-    for key in ("channels", "num_classes"):
-        if getattr(dataset, key) is not None and dataset.name != "synthetic":
-            problems.append(f"dataset.{key}: only the synthetic dataset takes this option (dataset is {dataset.name!r})")
     return problems
 
 

@@ -1,7 +1,10 @@
-"""Small file helpers shared by every stage: atomic writes, JSON in and out.
+"""Small file helpers shared by every stage: atomic writes, JSON in and out, reading user files.
 
 A file is written to a temporary name in its destination folder and renamed into place, so a
-crash or Ctrl-C never leaves a half-written file behind.
+crash or Ctrl-C never leaves a half-written file behind. A file a user gives (config, board,
+profile, architecture, measurements, run-directory files) is read with :func:`read_user_text` /
+:func:`read_user_json`, which turn every way of failing into the caller's error type with a
+message that names the file and the problem.
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
+
+from mcunas.errors import McunasError
 
 
 def _current_umask() -> int:
@@ -55,3 +60,39 @@ def write_json(path: str | os.PathLike[str], value: Any) -> None:
 def read_json(path: str | os.PathLike[str]) -> Any:
     with open(path, encoding="utf-8") as handle:
         return json.load(handle)
+
+
+def read_user_text(path: str | os.PathLike[str], error: type[McunasError], what: str) -> str:
+    """The UTF-8 text of a user's file.
+
+    Args:
+        path: the file.
+        error: the McunasError subclass to raise (e.g. BoardError).
+        what: what the file is, for messages (e.g. ``"board file"``).
+
+    Raises:
+        error: ``<path>: <what> not found``, ``<path>: cannot read <what> (<reason>)`` or
+            ``<path>: not UTF-8 text (<reason> at byte <n>)``.
+    """
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise error(f"{path}: {what} not found") from None
+    except OSError as problem:
+        raise error(f"{path}: cannot read {what} ({problem.strerror or problem})") from None
+    except UnicodeDecodeError as problem:
+        raise error(f"{path}: not UTF-8 text ({problem.reason} at byte {problem.start})") from None
+
+
+def parse_user_json(text: str, path: str | os.PathLike[str], error: type[McunasError]) -> Any:
+    """``text`` (the contents of ``path``) parsed as JSON; ``error`` names the line and column."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as problem:
+        raise error(f"{path}: not valid JSON (line {problem.lineno}, column {problem.colno}: {problem.msg})") from None
+
+
+def read_user_json(path: str | os.PathLike[str], error: type[McunasError], what: str) -> Any:
+    """A user's JSON file, parsed; errors as :func:`read_user_text` plus
+    ``<path>: not valid JSON (line L, column C: <problem>)``."""
+    return parse_user_json(read_user_text(path, error, what), path, error)

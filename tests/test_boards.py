@@ -120,7 +120,7 @@ def test_missing_unknown_keys_and_bad_yaml_are_named(tmp_path: Path) -> None:
     broken.write_text("name: [unclosed\n", encoding="utf-8")
     with pytest.raises(BoardError, match=r"broken\.yaml: invalid YAML at line"):
         load_board(broken)
-    with pytest.raises(BoardError, match=r"missing\.yaml: cannot read"):
+    with pytest.raises(BoardError, match=r"missing\.yaml: board file not found"):
         load_board(tmp_path / "missing.yaml")
     binary = tmp_path / "binary.yaml"
     binary.write_bytes(b"\xff\xfe\x00")

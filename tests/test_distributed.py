@@ -27,8 +27,11 @@ import optuna
 import pytest
 
 from mcunas.errors import ConfigError, McunasError
-from mcunas.search import distributed
-from mcunas.search.distributed import WorkerResources, default_storage_url, open_storage, run_trials_on_ray
+from mcunas.rundir.storage import default_storage_url, open_storage
+from mcunas.search import cluster
+from mcunas.search.cluster import WorkerResources
+from mcunas.search.dispatch import run_trials_on_ray
+from mcunas.search.resume import recover_interrupted
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 BOARDS = ("board-a",)
@@ -81,6 +84,16 @@ def _claim(path: str) -> bool:
     return True
 
 
+def run_toy(evaluator, url: str, trials: int, resources: WorkerResources, **options):
+    """``run_trials_on_ray`` on the evaluator's studies of BOARDS, opened and recovered (trials a
+    stopped run left behind) by this driver as the search does."""
+    storage = open_storage(url)
+    studies = {board: evaluator.load_study(storage, board, index) for index, board in enumerate(BOARDS)}
+    for study in studies.values():
+        recover_interrupted(study)
+    return run_trials_on_ray(evaluator, url, studies, trials, resources, **options)
+
+
 def _create_studies(storage_url: str, prefix: str) -> None:
     storage = open_storage(storage_url)
     for board in BOARDS:
@@ -102,7 +115,7 @@ def test_ctrl_c_cancels_running_trials_and_stops_the_local_cluster(tmp_path, ray
     """A real SIGINT to the driver once both workers are inside a trial (runs before the shared cluster)."""
     import ray
 
-    url = default_storage_url(tmp_path)
+    url = default_storage_url(tmp_path, several_processes=True)
     _create_studies(url, "int")
     started = tmp_path / "trials" / BOARDS[0]
 
@@ -115,8 +128,8 @@ def test_ctrl_c_cancels_running_trials_and_stops_the_local_cluster(tmp_path, ray
     watcher = threading.Thread(target=interrupt_when_busy, daemon=True)
     watcher.start()
     with pytest.raises(KeyboardInterrupt):
-        run_trials_on_ray(
-            ToyEvaluator("int", str(tmp_path), seconds=60.0), url, BOARDS, 4, WorkerResources(workers=2),
+        run_toy(
+            ToyEvaluator("int", str(tmp_path), seconds=60.0), url, 4, WorkerResources(workers=2),
             seed=0, run_dir=tmp_path,
         )
     watcher.join()
@@ -132,11 +145,11 @@ import json, sys
 sys.path.insert(0, sys.argv[1])
 import ray
 import test_distributed as td
-from mcunas.search.distributed import WorkerResources, run_trials_on_ray
+from mcunas.search.cluster import WorkerResources
 ray.cloudpickle.register_pickle_by_value(td)
 evaluator = td.ToyEvaluator("join", sys.argv[2], seconds=0.2)
-result = run_trials_on_ray(evaluator, sys.argv[3], td.BOARDS, 4, WorkerResources(workers=2), seed=0,
-                           run_dir=sys.argv[2], ray_address=sys.argv[4])
+result = td.run_toy(evaluator, sys.argv[3], 4, WorkerResources(workers=2), seed=0,
+                    run_dir=sys.argv[2], ray_address=sys.argv[4])
 print(json.dumps({"finished": sorted(result.finished["board-a"]), "connected": ray.is_initialized()}))
 """
 
@@ -160,7 +173,7 @@ def test_joining_a_running_cluster_leaves_it_running(tmp_path):
             "--num-cpus=2", "--include-dashboard=false", f"--temp-dir={temp_dir}", "--disable-usage-stats"]
     try:
         subprocess.run(head, env=env, check=True, capture_output=True, timeout=180)
-        url = default_storage_url(tmp_path)
+        url = default_storage_url(tmp_path, several_processes=True)
         _create_studies(url, "join")
         driver = subprocess.run(
             [sys.executable, "-c", JOIN_DRIVER, str(Path(__file__).parent), str(tmp_path), url, address],
@@ -196,7 +209,7 @@ def shared_cluster(tmp_path_factory):
 
     temp_root = tempfile.mkdtemp(prefix="mcunas-test-", dir="/tmp")  # short: Ray's socket paths
     try:
-        with distributed.ray_cluster(None, WorkerResources(workers=2), temp_root):
+        with cluster.ray_cluster(None, WorkerResources(workers=2), temp_root):
             assert ray.get_runtime_context().gcs_address.startswith("127.0.0.1:")
             yield
         assert not ray.is_initialized()
@@ -210,13 +223,13 @@ def test_worker_killed_mid_trial_is_failed_retried_and_not_double_counted(
 ):
     run_dir = tmp_path / "run"
     run_dir.mkdir()
-    url = default_storage_url(run_dir)
+    url = default_storage_url(run_dir, several_processes=True)
     _create_studies(url, "toy")
     evaluator = ToyEvaluator("toy", str(run_dir), kill_marker=str(run_dir / "killed"))
     trials = 6
 
-    result = run_trials_on_ray(
-        evaluator, url, BOARDS, trials, WorkerResources(workers=2), seed=0, run_dir=run_dir
+    result = run_toy(
+        evaluator, url, trials, WorkerResources(workers=2), seed=0, run_dir=run_dir
     )
 
     assert (run_dir / "killed").exists()
@@ -260,11 +273,11 @@ def test_error_in_evaluation_propagates_then_resume_retries_the_cancelled(
 ):
     import ray
 
-    url = default_storage_url(tmp_path)
+    url = default_storage_url(tmp_path, several_processes=True)
     _create_studies(url, "err")
     broken = ToyEvaluator("err", str(tmp_path), raise_on=1, seconds=2.0)
     with pytest.raises(ValueError, match="trial 1 is broken"):
-        run_trials_on_ray(broken, url, BOARDS, 4, WorkerResources(workers=2), seed=0, run_dir=tmp_path)
+        run_toy(broken, url, 4, WorkerResources(workers=2), seed=0, run_dir=tmp_path)
     assert ray.is_initialized(), "a cluster this call did not start must be left running"
     study = _study(url, "err")
     states = _states(study)
@@ -276,8 +289,8 @@ def test_error_in_evaluation_propagates_then_resume_retries_the_cancelled(
     assert states[0] == "COMPLETE" or study.trials[0].user_attrs["interrupted"] is True
     cancelled = [t for t in study.trials if t.user_attrs.get("interrupted")]
 
-    result = run_trials_on_ray(
-        ToyEvaluator("err", str(tmp_path), seconds=0.2), url, BOARDS, 4, WorkerResources(workers=2),
+    result = run_toy(
+        ToyEvaluator("err", str(tmp_path), seconds=0.2), url, 4, WorkerResources(workers=2),
         seed=0, run_dir=tmp_path,
     )
     study = _study(url, "err")
@@ -290,12 +303,12 @@ def test_error_in_evaluation_propagates_then_resume_retries_the_cancelled(
 
 
 def test_repeated_worker_deaths_stop_the_run(tmp_path, shared_cluster, ray_can_pickle_this_module):
-    url = default_storage_url(tmp_path)
+    url = default_storage_url(tmp_path, several_processes=True)
     _create_studies(url, "dies")
     always_dies = ToyEvaluator("dies", str(tmp_path), kill_marker="", seconds=0.2)
     with pytest.raises(McunasError, match="Ray workers died 2 times"):
-        run_trials_on_ray(
-            always_dies, url, BOARDS, 3, WorkerResources(workers=1), seed=0, run_dir=tmp_path, max_worker_deaths=1
+        run_toy(
+            always_dies, url, 3, WorkerResources(workers=1), seed=0, run_dir=tmp_path, max_worker_deaths=1
         )
     study = _study(url, "dies")
     assert list(_states(study).values()) == ["FAIL", "FAIL", "WAITING"]
@@ -304,13 +317,13 @@ def test_repeated_worker_deaths_stop_the_run(tmp_path, shared_cluster, ray_can_p
 
 
 def test_reservation_larger_than_the_cluster_is_refused(tmp_path, shared_cluster):
-    url = default_storage_url(tmp_path)
+    url = default_storage_url(tmp_path, several_processes=True)
     _create_studies(url, "big")
     evaluator = ToyEvaluator("big", str(tmp_path))
     with pytest.raises(ConfigError, match=r"search\.cpus_per_worker: 8 CPUs per worker, the Ray cluster has 2"):
-        run_trials_on_ray(evaluator, url, BOARDS, 2, WorkerResources(2, cpus_per_worker=8), seed=0, run_dir=tmp_path)
+        run_toy(evaluator, url, 2, WorkerResources(2, cpus_per_worker=8), seed=0, run_dir=tmp_path)
     with pytest.raises(ConfigError, match=r"search\.gpus_per_worker"):
-        run_trials_on_ray(evaluator, url, BOARDS, 2, WorkerResources(2, gpus_per_worker=1), seed=0, run_dir=tmp_path)
+        run_toy(evaluator, url, 2, WorkerResources(2, gpus_per_worker=1), seed=0, run_dir=tmp_path)
     assert _study(url, "big").trials == []
 
 
@@ -338,11 +351,11 @@ def test_nodes_that_do_not_see_a_file_are_named(tmp_path, shared_cluster):
 
     marker = tmp_path / "marker"
     marker.write_text("token-1")
-    assert distributed.nodes_not_seeing(marker, "token-1") == []
+    assert cluster.nodes_not_seeing(marker, "token-1") == []
     local = [node["NodeManagerAddress"] for node in ray.nodes() if node["Alive"]]
     assert local == ["127.0.0.1"], "the local test cluster listens on loopback only"
-    assert distributed.nodes_not_seeing(marker, "token-2") == local
-    assert distributed.nodes_not_seeing(tmp_path / "absent", "token-1") == local
+    assert cluster.nodes_not_seeing(marker, "token-2") == local
+    assert cluster.nodes_not_seeing(tmp_path / "absent", "token-1") == local
 
 
 TINY_SEARCH = """

@@ -306,7 +306,7 @@ def test_mnist_candidate_loses_at_most_1pp_in_tflm(mnist_dir, tmp_path):
     torch.manual_seed(0)
     model = space.build(arch)
     train(model, TrainData.from_splits(splits, "mnist"), experiment.training, epochs=2, seed=0)
-    validation = export_model(arch, model.state_dict(), splits, tmp_path / "export", experiment=experiment,
+    validation = export_model(arch, model.state_dict(), tmp_path / "export", splits=splits, experiment=experiment,
                               isolate=False)
     assert validation.test_samples == 2000
     assert validation.accuracy_float > 0.9

@@ -19,7 +19,8 @@ from mcunas.cli import main
 from mcunas.errors import RunDirError
 from mcunas.report import write_report
 from mcunas.report.figures import Series, progress_figure
-from mcunas.report.load import TrialRecord, load_run
+from mcunas.report.load import load_run
+from mcunas.rundir.records import TrialRecord
 from mcunas.report.pareto import pareto_front
 from mcunas.report.write import CHART_METRICS
 
@@ -185,7 +186,7 @@ def test_csvs_and_figures(tmp_path: Path) -> None:
 def test_pareto_front_known_set(tmp_path: Path, journal: bool) -> None:
     run = load_run(make_run(tmp_path / "run", SPECS, journal=journal))
     assert [t.number for t in run.trials] == list(range(len(SPECS)))
-    assert run.budgets[BOARD].sram_bytes == 256 * 1024
+    assert run.limit(BOARD, "sram_bytes") == 256 * 1024
     front = pareto_front(run.trials, ["accuracy", "latency_ms"])
     assert [t.number for t in front] == [0, 1, 4]
     # Accuracy against SRAM alone: same members (the infeasible 0.90 never enters).
@@ -310,16 +311,16 @@ SEARCH_CONFIG = {
 def searched_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The run directory of a real search that exported one Pareto member and wrote its report."""
     from mcunas.config import parse_experiment
-    from mcunas.search import run_search
+    from mcunas.run import run_experiment
 
     run_dir = tmp_path_factory.mktemp("search") / "run"
-    run_search(parse_experiment(SEARCH_CONFIG), run_dir)
+    run_experiment(parse_experiment(SEARCH_CONFIG), run_dir)
     return run_dir
 
 
 def test_report_of_a_real_search(searched_run: Path) -> None:
     out = searched_run / "report"
-    assert (out / "report.html").is_file()  # written by the search itself
+    assert (out / "report.html").is_file()  # written by run_experiment after the search
     study = optuna.load_study(study_name=f"report:{BOARD}", storage=f"sqlite:///{searched_run / 'study.db'}")
     trials = _read_csv(out / "trials.csv")
     assert len(trials) == len(study.trials) >= SEARCH_TRIALS

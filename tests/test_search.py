@@ -17,12 +17,13 @@ from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState, create_trial
 
 from mcunas.cli import main as cli_main
-from mcunas.config import parse_experiment
+from mcunas.config import PRUNERS, SAMPLERS, parse_experiment
 from mcunas.errors import ConfigError, RunDirError
+from mcunas.run import run_experiment
 from mcunas.search import run_search
 from mcunas.search.finalize import pareto_front, spread
 from mcunas.search.lock import file_lock
-from mcunas.search.samplers import SAMPLERS, make_sampler
+from mcunas.search.samplers import SAMPLER_FACTORIES, make_pruner, make_sampler
 
 
 
@@ -261,7 +262,13 @@ def test_pareto_front_and_spread():
     assert spread(front, 9) == front
 
 
-@pytest.mark.parametrize("name", [n for n in SAMPLERS if n != "cmaes"])
+def test_sampler_and_pruner_tables_cover_the_config_names():
+    assert set(SAMPLER_FACTORIES) == set(SAMPLERS) - {"auto"}
+    for name in PRUNERS:
+        make_pruner(name, epochs=3, objectives=["accuracy"])
+
+
+@pytest.mark.parametrize("name", [n for n in SAMPLER_FACTORIES if n != "cmaes"])
 def test_samplers_are_seeded_and_reproducible(name):
     def run(seed: int) -> list:
         sampler = make_sampler(name, seed=seed, n_objectives=2, n_trials=8)
@@ -298,9 +305,9 @@ def test_cli_search_and_light_import(tmp_path, capsys):
 def test_search_exports_and_reports(tmp_path):
     experiment = tiny(search={"trials": 3}, export={"enabled": True, "calibration_samples": 32},
                       report={"enabled": True}, dataset={"resolution": 16, "max_train_samples": 300})
-    result = run_search(experiment, tmp_path)
-    (final,) = result.finals[BOARD]
+    outcome = run_experiment(experiment, tmp_path)
+    (final,) = outcome.search.finals[BOARD]
     assert (final.export_dir / "model.tflite").is_file()
     validation = yaml.safe_load((final.export_dir / "validation.json").read_text())
     assert validation["arena_bytes_measured"] > 0
-    assert result.report is not None and result.report.is_file()
+    assert outcome.report is not None and outcome.report.is_file()

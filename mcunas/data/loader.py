@@ -1,17 +1,12 @@
-"""``load_dataset``: from a validated :class:`mcunas.config.DatasetConfig` to ready splits."""
+"""``load_dataset``: from a validated :class:`mcunas.data.config.DatasetConfig` to ready splits."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+from mcunas.data.config import DATASETS, DatasetConfig
 from mcunas.data.splits import DatasetSplits, RawDataset, build_splits
 from mcunas.errors import DatasetError
-
-if TYPE_CHECKING:
-    from mcunas.config import DatasetConfig
-
-DATASETS: tuple[str, ...] = ("digits", "mnist", "cifar10", "synthetic")
 
 
 def _require_data_dir(cfg: DatasetConfig) -> Path:

@@ -36,6 +36,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from mcunas.errors import BoardError
+from mcunas.io import read_user_text
 from mcunas.estimators.packaged import board_files, profile_names
 
 # Core families a board may name. Latency needs a profile for the core (see latency.py).
@@ -102,13 +103,7 @@ def load_board(name_or_path: str | Path | Board) -> Board:
     text = str(name_or_path)
     path = Path(text)
     if path.suffix in (".yaml", ".yml") or path.is_file():
-        try:
-            content = path.read_text(encoding="utf-8")
-        except OSError as error:
-            raise BoardError(f"board file {path}: cannot read ({error.strerror})") from None
-        except UnicodeDecodeError as error:
-            raise BoardError(f"board file {path}: not UTF-8 text ({error.reason} at byte {error.start})") from None
-        return _parse(content, str(path))
+        return _parse(read_user_text(path, BoardError, "board file"), str(path))
     board = _catalog().get(text)
     if board is None:
         raise BoardError(f"unknown board '{text}'; known boards: {', '.join(_catalog())} (or a path to a board .yaml file)")

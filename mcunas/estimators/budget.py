@@ -16,9 +16,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mcunas.estimators.board import Board
+
+if TYPE_CHECKING:
+    from mcunas.estimators.cost import Cost
 
 
 @dataclass(frozen=True)
@@ -64,7 +67,7 @@ def _kb(n_bytes: float) -> str:
     return f"{n_bytes / 1024:g} KB"
 
 
-def _violation(limit: Limit, cost: Any) -> str | None:
+def _violation(limit: Limit, cost: Cost) -> str | None:
     """The message for ``limit`` broken by ``cost`` (a Cost or an object with its fields), or None."""
     value = getattr(cost, limit.metric)
     if limit.key == "latency":
@@ -83,17 +86,16 @@ def _violation(limit: Limit, cost: Any) -> str | None:
             f"{round(limit.value):,} B ({_kb(limit.value + limit.reserve)} - {_kb(limit.reserve)} reserve)")
 
 
-def broken_limits(cost: Any, board_limits: Sequence[Limit]) -> list[str]:
+def broken_limits(cost: Cost, board_limits: Sequence[Limit]) -> list[str]:
     """One human-readable line per limit that ``cost`` breaks, in the order of ``board_limits``.
 
-    ``cost`` is a :class:`mcunas.estimators.cost.Cost` (or any object with its fields). A
-    latency ceiling on a board without a latency estimate (``latency_ms`` None) counts as broken:
+    A latency ceiling on a board without a latency estimate (``latency_ms`` None) counts as broken:
     it cannot be checked.
     """
     return [message for limit in board_limits if (message := _violation(limit, cost)) is not None]
 
 
-def overruns(cost: Any, board_limits: Sequence[Limit]) -> dict[str, float]:
+def overruns(cost: Cost, board_limits: Sequence[Limit]) -> dict[str, float]:
     """Relative overrun ``value / limit - 1`` per limit key (> 0: broken), for Optuna constraints.
 
     A latency ceiling without a latency estimate counts as broken by 1.0 (100 %).

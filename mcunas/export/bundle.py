@@ -26,11 +26,14 @@ import dataclasses
 import math
 import os
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from mcunas.errors import ExportError
 from mcunas.graph.ir import Graph
 from mcunas.io import atomic_write_bytes, atomic_write_text
+
+if TYPE_CHECKING:
+    from mcunas.estimators import Cost
 
 ARENA_MARGIN_BYTES = 1024
 ARENA_MARGIN_FRACTION = 0.05
@@ -226,7 +229,7 @@ def write_bundle(
     tflite_path: str | os.PathLike[str],
     graph: Graph,
     board: str | None,
-    cost: Any,
+    cost: Cost | dict[str, Any],
     out_dir: str | os.PathLike[str],
     *,
     mean: Sequence[float] | None = None,

@@ -50,8 +50,8 @@ def run(args: argparse.Namespace) -> int:
     validation = export_model(
         load_arch(arch_path),
         weights,
-        experiment,
         out,
+        experiment=experiment,
         board=board,
         runtime=args.runtime,
         max_test_samples=args.max_test_samples,

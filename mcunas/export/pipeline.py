@@ -18,12 +18,18 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mcunas.errors import ExportError, RunDirError
 from mcunas.estimators.runtime import DEFAULT_RUNTIME
 from mcunas.export.validate import FLOAT_MODEL_NAME, Validation
 from mcunas.io import write_json
+
+if TYPE_CHECKING:
+    from mcunas.config import Experiment
+    from mcunas.data import DatasetSplits
+    from mcunas.estimators import Board
+    from mcunas.spaces import Arch
 
 MODEL_NAME = "model.tflite"
 DEFAULT_CALIBRATION_SAMPLES = 256
@@ -55,27 +61,15 @@ def load_weights(model, weights: Any) -> None:
         raise ExportError(f"weights {source} do not fit the architecture: {' '.join(first[:3])}") from None
 
 
-def _splits_for(arch: Any, experiment_or_splits: Any, experiment: Any) -> Any:
-    """The dataset splits at the architecture's resolution."""
-    from mcunas.data import DatasetSplits, load_dataset
-
-    if isinstance(experiment_or_splits, DatasetSplits):
-        return experiment_or_splits
-    dataset = experiment.dataset
-    if dataset.resolution != arch.resolution:
-        dataset = dataset.model_copy(update={"resolution": arch.resolution})
-    return load_dataset(dataset, experiment.seed)
-
-
 def export_model(
-    arch: Any,
+    arch: Arch,
     weights: Any,
-    experiment_or_splits: Any,
     out_dir: str | os.PathLike[str],
-    board: Any = None,
-    runtime: str | None = None,
     *,
-    experiment: Any = None,
+    experiment: Experiment | None = None,
+    splits: DatasetSplits | None = None,
+    board: Board | str | os.PathLike[str] | None = None,
+    runtime: str | None = None,
     max_test_samples: int | None = None,
     isolate: bool = True,
 ) -> Validation:
@@ -84,14 +78,15 @@ def export_model(
     Args:
         arch: an Arch of a registered space.
         weights: ``weights.pt`` path or a state dict.
-        experiment_or_splits: an Experiment (its dataset is loaded at ``arch.resolution``) or
-            :class:`mcunas.data.DatasetSplits` matching the architecture's input.
         out_dir: the export directory (replaced as a whole on success).
+        experiment: the experiment the model belongs to: its dataset (loaded at
+            ``arch.resolution`` unless ``splits`` are given), first board, runtime, calibration
+            size, allowed int8 drop and seed; without it the defaults apply.
+        splits: dataset splits matching the architecture's input, for calibration and
+            validation; default: the experiment's dataset. One of ``experiment``/``splits`` is needed.
         board: board name, file or ``Board`` the arena/latency are predicted for; default the
             experiment's first board, or a generic 32-bit target.
-        runtime: ``tflm-cmsis-nn`` | ``tflm-reference``; default the experiment's.
-        experiment: the Experiment when ``experiment_or_splits`` are splits (for the
-            calibration size, allowed int8 drop and seed).
+        runtime: a runtime name; default the experiment's, else the default runtime.
         max_test_samples: evaluate on the first N test samples only.
         isolate: convert in a child process (see :mod:`mcunas.export.tflite`).
 
@@ -99,23 +94,22 @@ def export_model(
         The :class:`Validation` (also in ``out_dir/validation.json``).
 
     Raises:
-        ExportError: a failing stage (named), unreadable or unfitting weights.
+        ExportError: a failing stage (named), unreadable or unfitting weights, no data.
     """
-    from mcunas.config import Experiment
-    from mcunas.data import DatasetSplits, calibration_sample
+    from mcunas.data import calibration_sample, load_dataset
     from mcunas.estimators import estimate, load_board
     from mcunas.export.bundle import write_bundle
     from mcunas.export.tflite import export_tflite
     from mcunas.export.validate import validate_tflite
     from mcunas.spaces import get_space
 
-    if isinstance(experiment_or_splits, Experiment):
-        experiment = experiment or experiment_or_splits
-    elif not isinstance(experiment_or_splits, DatasetSplits):
-        raise ExportError(
-            f"export needs an Experiment or DatasetSplits for calibration and validation, "
-            f"got {type(experiment_or_splits).__name__}"
-        )
+    if splits is None:
+        if experiment is None:
+            raise ExportError("export needs the experiment or dataset splits for calibration and validation")
+        dataset = experiment.dataset
+        if dataset.resolution != arch.resolution:
+            dataset = dataset.model_copy(update={"resolution": arch.resolution})
+        splits = load_dataset(dataset, experiment.seed)
     runtime = runtime or (experiment.runtime if experiment is not None else DEFAULT_RUNTIME)
     if board is None and experiment is not None:
         board = experiment.boards[0]
@@ -129,7 +123,6 @@ def export_model(
     load_weights(model, weights)
     model.eval()
     graph = space.graph(arch)
-    splits = _splits_for(arch, experiment_or_splits, experiment)
     shape = (1, arch.input_channels, arch.resolution, arch.resolution)
     if splits.train.x.shape[1:] != shape[1:]:
         raise ExportError(

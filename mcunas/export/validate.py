@@ -26,7 +26,7 @@ from __future__ import annotations
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -34,6 +34,9 @@ from mcunas.errors import ModelFormatError
 from mcunas.estimators.runtime import DEFAULT_RUNTIME
 from mcunas.graph.ir import Graph
 from mcunas.io import write_json
+
+if TYPE_CHECKING:
+    from mcunas.estimators import Board
 
 # Name of the float32 model beside an exported model.tflite (see mcunas.export.pipeline).
 FLOAT_MODEL_NAME = "model_float32.tflite"
@@ -127,7 +130,7 @@ def validate_tflite(
     tflite_path: str | os.PathLike[str],
     splits=None,
     graph: Graph | None = None,
-    board: Any = None,
+    board: Board | str | os.PathLike[str] | None = None,
     runtime: str = DEFAULT_RUNTIME,
     float_model=None,
     max_int8_drop_pp: float = 1.0,
@@ -219,7 +222,7 @@ def _check_input_shape(path: Path, model_shape: tuple[int, ...], data_shape_nchw
         )
 
 
-def _predictions(graph: Graph, board: Any, runtime: str) -> dict[str, int | None]:
+def _predictions(graph: Graph, board: Board | str | os.PathLike[str] | None, runtime: str) -> dict[str, int | None]:
     """The estimators' host arena, 32-bit target arena and model size for ``graph``.
 
     The host prediction uses the reference kernels, as the ``tflite-micro`` package does; the

@@ -16,7 +16,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from mcunas.report.load import TrialRecord
+from mcunas.rundir.records import TrialRecord
 from mcunas.report.pareto import pareto_front
 
 # Metric -> (axis label, divisor from the stored unit to the plotted unit).

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from html import escape
 from typing import Any
 
-from mcunas.report.load import Budget, RunData
+from mcunas.report.load import RunData
 from mcunas.report.tables import BoardSummary
 
 
@@ -204,7 +204,7 @@ def render_page(
     trial_rows: Sequence[dict[str, Any]],
 ) -> str:
     """The whole HTML document as text."""
-    budgets = {(run.label, board): run.budgets.get(board, Budget()) for run in runs for board in run.boards}
+    run_of = {run.label: run for run in runs}
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
@@ -214,7 +214,7 @@ def render_page(
         "<h1>mcunas Pareto report</h1>",
         '<p class="sub">' + " &middot; ".join(f"{escape(r.label)}: {escape(str(r.path))}" for r in runs) + "</p>",
         '<section id="summary"><h2>Best model that fits, per board</h2><div class="cards">',
-        *(_summary_card(s, budgets[(s.run, s.board)]) for s in summaries),
+        *(_summary_card(s, run_of[s.run]) for s in summaries),
         "</div></section>",
         '<section id="pareto-fronts"><h2>Pareto fronts</h2>',
         '<p class="sub">Filled: Pareto front of accuracy against the metric among feasible candidates; '
@@ -253,7 +253,7 @@ def render_page(
     return "\n".join(parts) + "\n"
 
 
-def _summary_card(summary: BoardSummary, budget: Budget) -> str:
+def _summary_card(summary: BoardSummary, run: RunData) -> str:
     share = summary.feasible_share
     rows = [
         ("trials", f"{summary.trials} ({summary.completed} completed)"),
@@ -266,9 +266,9 @@ def _summary_card(summary: BoardSummary, budget: Budget) -> str:
     else:
         headline = f'<div class="big">{100 * best.accuracy_val:.1f}% <small>val accuracy, trial {best.number}</small></div>'  # type: ignore[operator]
         rows = [
-            ("latency", _with_limit(best.metric("latency_ms"), budget.latency_ms, milliseconds, "ms")),
-            ("SRAM", _with_limit(best.metric("sram_bytes"), budget.sram_bytes, kilobytes, "KB")),
-            ("flash", _with_limit(best.metric("flash_bytes"), budget.flash_bytes, kilobytes, "KB")),
+            ("latency", _with_limit(best.metric("latency_ms"), run.limit(summary.board, "latency_ms"), milliseconds, "ms")),
+            ("SRAM", _with_limit(best.metric("sram_bytes"), run.limit(summary.board, "sram_bytes"), kilobytes, "KB")),
+            ("flash", _with_limit(best.metric("flash_bytes"), run.limit(summary.board, "flash_bytes"), kilobytes, "KB")),
             ("arch", f'<span class="arch">{escape(best.block_string)}</span>'),
             *rows,
         ]

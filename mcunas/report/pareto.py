@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from mcunas.config import OBJECTIVE_DIRECTIONS
-from mcunas.report.load import TrialRecord
-from mcunas.search.objectives import pareto_indices
+from mcunas.rundir.pareto import pareto_indices
+from mcunas.rundir.records import TrialRecord
 
 
 def candidates(trials: Sequence[TrialRecord], metrics: Sequence[str]) -> list[TrialRecord]:

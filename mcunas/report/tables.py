@@ -8,7 +8,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from mcunas.report.load import RunData, TrialRecord
+from mcunas.report.load import RunData
+from mcunas.rundir.records import TrialRecord
 from mcunas.report.pareto import pareto_front
 
 # Cost keys written to trials.csv, in this order (architecture.md, "Cost").

@@ -81,7 +81,7 @@ def _series_by_board(runs: Sequence[RunData]) -> dict[str, list[figures.Series]]
 
 def _shared_budget(runs: Sequence[RunData], board: str, metric: str) -> float | None:
     """The board's limit on ``metric`` if every run that has this board agrees on it."""
-    limits = {run.budgets[board].limit(metric) for run in runs if board in run.budgets}
+    limits = {run.limit(board, metric) for run in runs if board in run.boards}
     return limits.pop() if len(limits) == 1 else None
 
 

@@ -2,7 +2,7 @@
 distillation, resume, finalization (retrain, export, report).
 
 Public API: :func:`run_search` and :class:`SearchResult`; the pieces parallel workers use:
-:func:`build_context`, :func:`run_trial`, :func:`open_study`, :func:`ensure_teacher`.
+:func:`build_context`, :func:`run_trial`, :class:`StudyFactory`, :func:`ensure_teacher`.
 Attributes are imported on first use, so ``mcunas.search.command`` stays light (no torch or
 optuna at ``mcunas --help``).
 """
@@ -15,7 +15,7 @@ _EXPORTS = {
     "build_context": "mcunas.search.context",
     "ensure_teacher": "mcunas.search.distill",
     "SearchResult": "mcunas.search.search",
-    "open_study": "mcunas.search.search",
+    "StudyFactory": "mcunas.search.search",
     "run_search": "mcunas.search.search",
     "run_trial": "mcunas.search.trial",
 }

@@ -36,10 +36,11 @@ def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S", stream=sys.stderr)
     experiment = load_experiment(args.config)
     run_dir = args.out or Path("runs") / experiment.name
-    from mcunas.search.search import run_search  # torch, optuna: only once the config is valid
+    from mcunas.run import run_experiment  # torch, optuna: only once the config is valid
 
-    result = run_search(experiment, run_dir, trials=args.trials, workers=args.workers,
-                        ray_address=args.ray_address, finalize=not args.no_finalize)
+    outcome = run_experiment(experiment, run_dir, trials=args.trials, workers=args.workers,
+                             ray_address=args.ray_address, finalize=not args.no_finalize)
+    result = outcome.search
     for board, study in result.studies.items():
         finals = result.finals.get(board, [])
         print(f"{study}: {result.trials_finished.get(board, 0)} trials finished "
@@ -48,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
             where = model.export_dir or model.final_dir
             print(f"  #{model.trial} {model.metrics.get('block_string', '')}: "
                   f"test acc {model.metrics.get('accuracy_test', float('nan')):.4f} -> {where}")
-    if result.report is not None:
-        print(f"report: {result.report}")
+    if outcome.report is not None:
+        print(f"report: {outcome.report}")
     print(f"run directory: {result.run_dir}")
     return 0

@@ -7,16 +7,23 @@ with :func:`build_context` from the experiment and run directory (nothing heavy 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from mcunas.config import Experiment
+from mcunas.data import DatasetSplits
+from mcunas.estimators import Board
 from mcunas.estimators.budget import Limit, limits
-from mcunas.search.distributed import open_storage
+from mcunas.rundir.layout import RunLayout
+from mcunas.rundir.storage import open_storage
 from mcunas.search.objectives import check_board
-from mcunas.search.rundir import RunLayout
 from mcunas.search.train import TrainData
+from mcunas.spaces import Space
+
+if TYPE_CHECKING:
+    import optuna
 
 
-def make_space(experiment: Any, input_channels: int, num_classes: int) -> Any:
+def make_space(experiment: Experiment, input_channels: int, num_classes: int) -> Space:
     """The experiment's space, with the dataset's channels and classes.
 
     Unless the space options list ``resolutions``, the only candidate resolution is
@@ -34,11 +41,11 @@ def make_space(experiment: Any, input_channels: int, num_classes: int) -> Any:
 class DataCache:
     """Dataset splits per input resolution, loaded on first use (``dataset.resolution`` first)."""
 
-    experiment: Any
-    _splits: dict[int, Any] = field(default_factory=dict)
+    experiment: Experiment
+    _splits: dict[int, DatasetSplits] = field(default_factory=dict)
     _train_data: dict[int, TrainData] = field(default_factory=dict)
 
-    def splits(self, resolution: int | None = None) -> Any:
+    def splits(self, resolution: int | None = None) -> DatasetSplits:
         """:class:`mcunas.data.DatasetSplits` at ``resolution`` (default: the dataset's)."""
         from mcunas.data import load_dataset
 
@@ -71,12 +78,12 @@ class SearchContext:
         limits: the board's budgets and the latency ceiling (:func:`mcunas.estimators.budget.limits`).
     """
 
-    experiment: Any
+    experiment: Experiment
     layout: RunLayout
-    board: Any
-    space: Any
+    board: Board
+    space: Space
     data: DataCache
-    storage: Any
+    storage: optuna.storages.BaseStorage
     teacher: Any = None
     limits: tuple[Limit, ...] = ()
 
@@ -90,24 +97,20 @@ class SearchContext:
 
 
 def build_context(
-    experiment: Any,
+    experiment: Experiment,
     layout: RunLayout,
-    board_name: str,
+    board: Board,
     *,
     data: DataCache | None = None,
-    storage: Any = None,
+    storage: optuna.storages.BaseStorage | None = None,
     teacher: Any = None,
 ) -> SearchContext:
-    """A context for ``board_name`` (a name from ``layout.studies``).
+    """A context for ``board`` (one of the experiment's boards, a study of ``layout.studies``).
 
     ``teacher`` defaults to :func:`mcunas.search.distill.ensure_teacher` when distillation is
     enabled (trained once per run directory, loaded afterwards).
     """
-    from mcunas.estimators import load_board
-
     data = data or DataCache(experiment)
-    boards = {board.name: board for board in map(load_board, experiment.boards)}
-    board = boards[board_name]
     check_board(experiment, board)
     splits = data.splits()
     space = make_space(experiment, splits.input_channels, splits.num_classes)
@@ -117,11 +120,4 @@ def build_context(
         teacher = ensure_teacher(experiment, layout.path, splits)
     return SearchContext(experiment, layout, board, space, data, storage or open_storage(layout.storage_url), teacher,
                          limits(board, experiment.constraints.max_latency_ms))
-
-
-def board_names(experiment: Any) -> list[str]:
-    """Names of the experiment's boards (entries may be catalog names or board files)."""
-    from mcunas.estimators import load_board
-
-    return [load_board(entry).name for entry in experiment.boards]
 

@@ -24,10 +24,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mcunas.config import Experiment
+from mcunas.data import DatasetSplits
 from mcunas.errors import ConfigError
 from mcunas.io import atomic_path, write_json
 from mcunas.search.lock import file_lock
 from mcunas.search.train import LossFn, TrainData, accuracy, build_model, resolve_device, train
+from mcunas.spaces import Arch
 
 logger = logging.getLogger("mcunas.search")
 
@@ -53,7 +56,7 @@ def distillation_loss(teacher: nn.Module, *, alpha: float, temperature: float, l
     return loss
 
 
-def teacher_arch(experiment: Any, splits: Any) -> Any:
+def teacher_arch(experiment: Experiment, splits: DatasetSplits) -> Arch:
     """The teacher architecture: ``distillation.teacher_arch`` or the space's default teacher."""
     from mcunas.spaces import get_space, load_arch
 
@@ -81,7 +84,7 @@ def _load_checkpoint(model: nn.Module, path: Path) -> None:
         raise ConfigError(f"distillation.teacher_checkpoint: cannot load {path} into the teacher: {error}") from error
 
 
-def ensure_teacher(experiment: Any, run_dir: str | Path, splits: Any) -> nn.Module:
+def ensure_teacher(experiment: Experiment, run_dir: str | Path, splits: DatasetSplits) -> nn.Module:
     """The run's teacher in eval mode: loaded from ``RUN_DIR/teacher/`` or made once and cached.
 
     Safe to call from several processes of one machine at once (file lock).
@@ -104,7 +107,7 @@ def ensure_teacher(experiment: Any, run_dir: str | Path, splits: Any) -> nn.Modu
     return model.to(device).eval()
 
 
-def _make_teacher(experiment: Any, splits: Any, device: torch.device) -> tuple[nn.Module, dict[str, Any]]:
+def _make_teacher(experiment: Experiment, splits: DatasetSplits, device: torch.device) -> tuple[nn.Module, dict[str, Any]]:
     """Build the teacher and give it weights (checkpoint or training); metrics include its arch."""
     cfg = experiment.distillation
     arch = teacher_arch(experiment, splits)

@@ -15,12 +15,15 @@ import logging
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from mcunas.io import atomic_path, read_json, write_json
+from mcunas.rundir.pareto import pareto_indices
 from mcunas.search.context import SearchContext
-from mcunas.search.objectives import pareto_indices
 from mcunas.search.trial import arch_key, save_weights, train_arch
+
+if TYPE_CHECKING:
+    import optuna
 
 logger = logging.getLogger("mcunas.search")
 
@@ -84,7 +87,7 @@ def _copy_final(run_dir: Path, key: str, target: Path) -> bool:
     return False
 
 
-def retrain(ctx: SearchContext, trial: Any) -> dict[str, Any]:
+def retrain(ctx: SearchContext, trial: optuna.trial.FrozenTrial) -> dict[str, Any]:
     """Retrain a Pareto member for ``final.epochs`` (skipped when done); return its metrics."""
     import torch
 
@@ -134,8 +137,8 @@ def export(ctx: SearchContext, number: int, metrics: dict[str, Any]) -> Path:
         return folder
     arch = arch_from_dict(metrics["arch"])
     weights = ctx.layout.final_dir(ctx.board_name, number) / "weights.pt"
-    validation = export_model(arch, weights, ctx.data.splits(arch.resolution), folder, board=ctx.board,
-                              runtime=ctx.experiment.runtime, experiment=ctx.experiment)
+    validation = export_model(arch, weights, folder, experiment=ctx.experiment, splits=ctx.data.splits(arch.resolution),
+                              board=ctx.board)
     logger.info("exported %s #%d to %s: %s", ctx.board_name, number, folder, _summary(validation))
     return folder
 
@@ -150,7 +153,7 @@ def _summary(validation: Any) -> str:
             f"predicted (host)" + ("; int8 drop exceeds the limit" if validation.int8_drop_exceeded else ""))
 
 
-def finalize_board(ctx: SearchContext, study: Any) -> list[FinalModel]:
+def finalize_board(ctx: SearchContext, study: optuna.Study) -> list[FinalModel]:
     """Retrain and export the chosen Pareto members of one board's study."""
     experiment = ctx.experiment
     chosen = spread(pareto_front(study.get_trials(deepcopy=False), experiment.directions()), experiment.final.max_models)

@@ -13,20 +13,22 @@ ones into a penalty). They are stored with ``Trial.set_constraint`` under the li
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Sequence
 
+from mcunas.config import Experiment
 from mcunas.errors import ConfigError
+from mcunas.estimators import Board, Cost
 
 # Worst value of a maximized objective (accuracy of a model that was never trained).
 WORST_ACCURACY = 0.0
 
 
-def objective_values(names: Sequence[str], accuracy: float, cost: Any) -> list[float]:
+def objective_values(names: Sequence[str], accuracy: float, cost: Cost) -> list[float]:
     """Objective values of a candidate: ``accuracy`` plus fields of its estimator Cost."""
     return [float(accuracy) if name == "accuracy" else float(getattr(cost, name)) for name in names]
 
 
-def infeasible_values(names: Sequence[str], cost: Any) -> list[float]:
+def infeasible_values(names: Sequence[str], cost: Cost) -> list[float]:
     """Values of a candidate that breaks a hard constraint and is never trained.
 
     Accuracy gets its worst value (0.0); cost objectives keep their estimates (finite, so that
@@ -36,7 +38,7 @@ def infeasible_values(names: Sequence[str], cost: Any) -> list[float]:
     return objective_values(names, WORST_ACCURACY, cost)
 
 
-def check_board(experiment: Any, board: Any) -> None:
+def check_board(experiment: Experiment, board: Board) -> None:
     """Refuse latency objectives or ceilings on a board without a latency model."""
     uses_latency = "latency_ms" in experiment.objectives or experiment.constraints.max_latency_ms is not None
     if uses_latency and not board.latency_supported:
@@ -44,25 +46,3 @@ def check_board(experiment: Any, board: Any) -> None:
             f"board {board.name!r} has no latency model ({board.latency_note or 'latency_supported: false'}); "
             f"remove latency_ms from objectives and constraints.max_latency_ms, or choose another board"
         )
-
-
-def dominates(a: Sequence[float], b: Sequence[float], maximize: Sequence[bool]) -> bool:
-    """True when ``a`` is at least as good as ``b`` in every objective and better in one."""
-    better = False
-    for x, y, is_max in zip(a, b, maximize):
-        if is_max:
-            x, y = -x, -y
-        if x > y:
-            return False
-        if x < y:
-            better = True
-    return better
-
-
-def pareto_indices(points: Sequence[Sequence[float]], maximize: Sequence[bool]) -> list[int]:
-    """Indices of the non-dominated points (duplicates of a front point are all kept)."""
-    return [
-        i
-        for i, p in enumerate(points)
-        if not any(dominates(q, p, maximize) for j, q in enumerate(points) if j != i)
-    ]

@@ -10,19 +10,22 @@ trial carries ``retry_of``) so the sampler's proposal is not lost. Finished mean
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import optuna
 
 logger = logging.getLogger("mcunas.search")
 
 
-def finished_trials(study: Any) -> int:
+def finished_trials(study: optuna.Study) -> int:
     """Number of COMPLETE and PRUNED trials of ``study``."""
     from optuna.trial import TrialState
 
     return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)))
 
 
-def recover_interrupted(study: Any, storage: Any) -> list[int]:
+def recover_interrupted(study: optuna.Study) -> list[int]:
     """Fail stale RUNNING trials and enqueue the parameters of interrupted ones.
 
     Must only be called while no other process runs trials of ``study`` (the run directory
@@ -35,7 +38,7 @@ def recover_interrupted(study: Any, storage: Any) -> list[int]:
     requeued = []
     for trial in trials:
         if trial.state == TrialState.RUNNING:
-            storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+            study.tell(trial.number, state=TrialState.FAIL)
             logger.info("trial %d of %s was left running by an earlier process: marked failed", trial.number,
                         study.study_name)
         elif not (trial.state == TrialState.FAIL and trial.user_attrs.get("interrupted")):

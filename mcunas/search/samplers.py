@@ -1,6 +1,8 @@
-"""Optuna samplers (one table, seeded and reproducible) and pruners by their config names.
+"""Optuna samplers (one table, seeded and reproducible) and pruners for the config's names.
 
-``auto`` (or no name) picks NSGA-II for several objectives and TPE for one. Constraints reach
+The names are :data:`mcunas.config.SAMPLERS` and :data:`mcunas.config.PRUNERS`; this module maps
+each to an Optuna object (a test checks the tables cover exactly those names). ``auto`` (or no
+name) picks NSGA-II for several objectives and TPE for one. Constraints reach
 the samplers through ``Trial.set_constraint`` (see :mod:`mcunas.search.objectives`), which
 NSGA-II, NSGA-III, TPE, GP and CMA-ES read; random, QMC and brute force ignore them.
 """
@@ -10,6 +12,7 @@ from __future__ import annotations
 import warnings
 from typing import TYPE_CHECKING, Any, Callable
 
+from mcunas import config
 from mcunas.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -68,8 +71,8 @@ def _bruteforce(seed: int, n_trials: int) -> optuna.samplers.BaseSampler:
     return optuna.samplers.BruteForceSampler(seed=seed)
 
 
-# config name -> factory(seed, n_trials); mcunas.config checks names and objective counts.
-SAMPLERS: dict[str, Callable[[int, int], "optuna.samplers.BaseSampler"]] = {
+# config name (except "auto") -> factory(seed, n_trials); mcunas.config checks names and objective counts.
+SAMPLER_FACTORIES: dict[str, Callable[[int, int], "optuna.samplers.BaseSampler"]] = {
     "nsga2": _nsga2,
     "nsga3": _nsga3,
     "tpe": _tpe,
@@ -80,7 +83,6 @@ SAMPLERS: dict[str, Callable[[int, int], "optuna.samplers.BaseSampler"]] = {
     "bruteforce": _bruteforce,
 }
 
-PRUNERS: tuple[str, ...] = ("none", "median", "successive_halving", "hyperband")
 
 
 def _population_size(n_trials: int) -> int:
@@ -92,8 +94,8 @@ def resolve_sampler_name(name: str | None, n_objectives: int) -> str:
     """The sampler actually used: ``auto``/None -> nsga2 for several objectives, tpe for one."""
     if name is None or name == "auto":
         return "nsga2" if n_objectives > 1 else "tpe"
-    if name not in SAMPLERS:
-        raise ConfigError(f"search.sampler: unknown sampler {name!r}; choose one of auto, {', '.join(SAMPLERS)}")
+    if name not in SAMPLER_FACTORIES:
+        raise ConfigError(f"search.sampler: unknown sampler {name!r}; choose one of {', '.join(config.SAMPLERS)}")
     return name
 
 
@@ -101,7 +103,7 @@ def make_sampler(name: str | None, *, seed: int, n_objectives: int, n_trials: in
     """A seeded Optuna sampler; ``n_trials`` sizes NSGA populations and TPE/GP start-up phases."""
     import optuna
 
-    factory = SAMPLERS[resolve_sampler_name(name, n_objectives)]
+    factory = SAMPLER_FACTORIES[resolve_sampler_name(name, n_objectives)]
     try:
         with warnings.catch_warnings():  # chosen by name in a config: no "experimental" noise
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -115,8 +117,8 @@ def make_pruner(name: str, *, epochs: int, objectives: list[str]) -> optuna.prun
     [accuracy]`` (Optuna prunes single-objective studies only)."""
     import optuna
 
-    if name not in PRUNERS:
-        raise ConfigError(f"search.pruner: unknown pruner {name!r}; choose one of {', '.join(PRUNERS)}")
+    if name not in config.PRUNERS:
+        raise ConfigError(f"search.pruner: unknown pruner {name!r}; choose one of {', '.join(config.PRUNERS)}")
     if name == "none":
         return optuna.pruners.NopPruner()
     if objectives != ["accuracy"]:
@@ -127,11 +129,3 @@ def make_pruner(name: str, *, epochs: int, objectives: list[str]) -> optuna.prun
     if name == "successive_halving":
         return optuna.pruners.SuccessiveHalvingPruner(min_resource=1)
     return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max(1, epochs))
-
-
-def check_search_settings(experiment: Any) -> None:
-    """Raise ConfigError for a sampler or pruner the experiment cannot use, before any run-dir
-    state is written (builds both once and drops them)."""
-    search = experiment.search
-    make_sampler(search.sampler, seed=experiment.seed, n_objectives=len(experiment.objectives), n_trials=search.trials)
-    make_pruner(search.pruner, epochs=experiment.training.epochs, objectives=list(experiment.objectives))

@@ -1,11 +1,13 @@
 """``run_search``: the whole search of an experiment in one run directory.
 
-Steps: lock and prepare the run directory (a different config is refused), load the data, make
-the teacher once, then per board open (or resume) the study ``<name>:<board>`` and run the
-trials still missing from the budget, sequentially here or on Ray
-(:mod:`mcunas.search.distributed`) when ``workers > 1`` or a Ray address is given; finally
-retrain and export the Pareto members and write the report. Rerunning the same command resumes
-every step. Ctrl-C stops cleanly: the in-flight trial is marked failed and retried on resume.
+Steps: load the boards and make each board's sampler and pruner (a bad setting fails before
+anything is written), lock and prepare the run directory (a different config is refused), open
+(or resume) each board's study ``<name>:<board>`` once, make the teacher once, run the trials
+still missing from the budget, sequentially here or on Ray (:mod:`mcunas.search.dispatch`) when
+Ray is used (``workers > 1`` or a Ray address); finally retrain and export the Pareto members.
+Rerunning the same command resumes every step. Ctrl-C stops cleanly: the in-flight trial is
+marked failed and retried on resume. The report is a stage of its own
+(:func:`mcunas.report.write_report`; :func:`mcunas.run.run_experiment` runs both).
 """
 
 from __future__ import annotations
@@ -13,17 +15,23 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from mcunas.config import Experiment
 from mcunas.errors import RunDirError
-from mcunas.search.context import DataCache, SearchContext, board_names, build_context
+from mcunas.estimators import Board, load_board
+from mcunas.rundir.layout import RunLayout
+from mcunas.rundir.runinfo import prepare_run_dir
+from mcunas.rundir.storage import open_storage
+from mcunas.search.context import DataCache, SearchContext, build_context
 from mcunas.search.distill import ensure_teacher
 from mcunas.search.finalize import FinalModel, finalize_board
 from mcunas.search.lock import file_lock
 from mcunas.search.resume import finished_trials, recover_interrupted
-from mcunas.search.distributed import open_storage
-from mcunas.search.rundir import RunLayout, prepare_run_dir
-from mcunas.search.samplers import check_search_settings, make_pruner, make_sampler
+from mcunas.search.samplers import make_pruner, make_sampler
+
+if TYPE_CHECKING:
+    import optuna
 
 logger = logging.getLogger("mcunas.search")
 
@@ -39,7 +47,6 @@ class SearchResult:
         trials_run: board name -> trials run by this call (resumed runs count only new ones).
         trials_finished: board name -> COMPLETE + PRUNED trials in the study after this call.
         finals: board name -> retrained (and exported) Pareto members.
-        report: path of report.html, or None when not written.
     """
 
     run_dir: Path
@@ -48,10 +55,9 @@ class SearchResult:
     trials_run: dict[str, int] = field(default_factory=dict)
     trials_finished: dict[str, int] = field(default_factory=dict)
     finals: dict[str, list[FinalModel]] = field(default_factory=dict)
-    report: Path | None = None
 
 
-def with_overrides(experiment: Any, trials: int | None, workers: int | None, ray_address: str | None) -> Any:
+def with_overrides(experiment: Experiment, trials: int | None, workers: int | None, ray_address: str | None) -> Experiment:
     """The experiment with command-line overrides of ``search.trials/workers/ray_address``."""
     update = {k: v for k, v in (("trials", trials), ("workers", workers), ("ray_address", ray_address)) if v is not None}
     if not update:
@@ -60,21 +66,36 @@ def with_overrides(experiment: Any, trials: int | None, workers: int | None, ray
     return experiment.model_copy(update={"search": search})
 
 
-def open_study(experiment: Any, layout: RunLayout, board: str, storage: Any, sampler_seed: int) -> Any:
-    """Create or load the board's study with a sampler seeded by ``sampler_seed`` and the pruner."""
-    import optuna
-
-    sampler = make_sampler(experiment.search.sampler, seed=sampler_seed,
-                           n_objectives=len(experiment.objectives), n_trials=experiment.search.trials)
-    pruner = make_pruner(experiment.search.pruner, epochs=experiment.training.epochs,
-                         objectives=list(experiment.objectives))
-    return optuna.create_study(study_name=layout.studies[board], storage=storage, sampler=sampler, pruner=pruner,
-                               directions=experiment.directions(), load_if_exists=True)
+def uses_ray(experiment: Experiment) -> bool:
+    """Whether trials run on Ray (in several processes): ``workers > 1`` or a Ray address."""
+    return experiment.search.workers > 1 or experiment.search.ray_address is not None
 
 
-def board_seed(experiment: Any, layout: RunLayout, board: str) -> int:
-    """Sampler seed of a board's study in a sequential run: the experiment seed + board index."""
-    return experiment.seed + list(layout.studies).index(board)
+@dataclass(frozen=True)
+class StudyFactory:
+    """Opens a board's study with the experiment's sampler (seeded) and pruner.
+
+    Picklable: the Ray workers open their studies with it (:class:`SearchEvaluator`).
+    """
+
+    experiment: Experiment
+    layout: RunLayout
+
+    def open(self, storage: Any, board: str, sampler_seed: int) -> optuna.Study:
+        import optuna
+
+        experiment = self.experiment
+        sampler = make_sampler(experiment.search.sampler, seed=sampler_seed,
+                               n_objectives=len(experiment.objectives), n_trials=experiment.search.trials)
+        pruner = make_pruner(experiment.search.pruner, epochs=experiment.training.epochs,
+                             objectives=list(experiment.objectives))
+        return optuna.create_study(study_name=self.layout.studies[board], storage=storage, sampler=sampler,
+                                   pruner=pruner, directions=experiment.directions(), load_if_exists=True)
+
+
+def board_seeds(experiment: Experiment, boards: list[Board]) -> dict[str, int]:
+    """Sampler seed of each board's study on the driver: the experiment seed + board index."""
+    return {board.name: experiment.seed + index for index, board in enumerate(boards)}
 
 
 # Contexts of this process, per (run dir, board): a Ray worker builds each once.
@@ -83,29 +104,26 @@ _CONTEXTS: dict[tuple[str, str], SearchContext] = {}
 
 @dataclass(frozen=True)
 class SearchEvaluator:
-    """The per-trial work handed to :func:`mcunas.search.distributed.run_trials_on_ray`
+    """The per-trial work handed to :func:`mcunas.search.dispatch.run_trials_on_ray`
     (a ``TrialEvaluator``): picklable, it rebuilds its context once per worker process."""
 
-    experiment: Any
-    layout: RunLayout
+    studies: StudyFactory
 
-    def load_study(self, storage: Any, board: str, sampler_seed: int) -> Any:
-        return open_study(self.experiment, self.layout, board, storage, sampler_seed)
+    def load_study(self, storage: Any, board: str, sampler_seed: int) -> optuna.Study:
+        return self.studies.open(storage, board, sampler_seed)
 
-    def evaluate(self, trial: Any, board: str) -> list[float]:
+    def evaluate(self, trial: optuna.Trial, board: str) -> list[float]:
         from mcunas.search.trial import run_trial
 
-        key = (str(self.layout.path), board)
+        experiment, layout = self.studies.experiment, self.studies.layout
+        key = (str(layout.path), board)
         if key not in _CONTEXTS:
-            _CONTEXTS[key] = build_context(self.experiment, self.layout, board, storage=trial.storage)
+            board_object = next(b for b in map(load_board, experiment.boards) if b.name == board)
+            _CONTEXTS[key] = build_context(experiment, layout, board_object, storage=trial.storage)
         return run_trial(trial, _CONTEXTS[key])
 
 
-def uses_ray(experiment: Any) -> bool:
-    return experiment.search.workers > 1 or experiment.search.ray_address is not None
-
-
-def run_board_trials(ctx: SearchContext, study: Any, n_trials: int) -> int:
+def run_board_trials(ctx: SearchContext, study: optuna.Study, n_trials: int) -> int:
     """Run trials of one board's study in this process until ``n_trials`` are finished;
     return how many were run."""
     from mcunas.search.trial import run_trial
@@ -117,35 +135,25 @@ def run_board_trials(ctx: SearchContext, study: Any, n_trials: int) -> int:
     return remaining
 
 
-def _run_on_ray(experiment: Any, layout: RunLayout, data: DataCache) -> dict[str, int]:
+def _run_on_ray(experiment: Experiment, factory: StudyFactory, studies: dict[str, optuna.Study],
+                data: DataCache) -> dict[str, int]:
     """The hand-off to Ray: the teacher is made here once, the workers load it."""
-    from mcunas.search.distributed import WorkerResources, run_trials_on_ray
+    from mcunas.search.cluster import WorkerResources
+    from mcunas.search.dispatch import run_trials_on_ray
 
     if experiment.distillation.enabled:
-        ensure_teacher(experiment, layout.path, data.splits())
+        ensure_teacher(experiment, factory.layout.path, data.splits())
     search = experiment.search
     outcome = run_trials_on_ray(
-        SearchEvaluator(experiment, layout), layout.storage_url, list(layout.studies), search.trials,
+        SearchEvaluator(factory), factory.layout.storage_url, studies, search.trials,
         WorkerResources(search.workers, search.cpus_per_worker, search.gpus_per_worker),
-        seed=experiment.seed, run_dir=layout.path, ray_address=search.ray_address,
+        seed=experiment.seed, run_dir=factory.layout.path, ray_address=search.ray_address,
     )
     return {board: len(numbers) for board, numbers in outcome.finished.items()}
 
 
-def _run_trials(experiment: Any, layout: RunLayout, storage: Any, data: DataCache, result: SearchResult) -> None:
-    """The trial phase: on Ray, or sequentially board after board in this process."""
-    if uses_ray(experiment):
-        result.trials_run = _run_on_ray(experiment, layout, data)
-        return
-    for board in layout.studies:
-        study = open_study(experiment, layout, board, storage, board_seed(experiment, layout, board))
-        recover_interrupted(study, storage)
-        ctx = build_context(experiment, layout, board, data=data, storage=storage)
-        result.trials_run[board] = run_board_trials(ctx, study, experiment.search.trials)
-
-
 def run_search(
-    experiment: Any,
+    experiment: Experiment,
     run_dir: str | Path,
     trials: int | None = None,
     workers: int | None = None,
@@ -159,17 +167,22 @@ def run_search(
         experiment: a validated :class:`mcunas.config.Experiment`.
         run_dir: the run directory (created if needed).
         trials, workers, ray_address: override ``search.trials/workers/ray_address``.
-        finalize: retrain/export the Pareto members and write the report after the trials.
+        finalize: retrain and export the Pareto members after the trials.
 
     Raises:
         RunDirError: ``run_dir`` holds another config, or another search is running in it.
+        ConfigError: a sampler or pruner the experiment cannot use (before anything is written).
     """
     import optuna
 
     from mcunas.search.train import configure_threads
 
     experiment = with_overrides(experiment, trials, workers, ray_address)
-    check_search_settings(experiment)
+    boards = [load_board(entry) for entry in experiment.boards]
+    # Fail on a bad sampler/pruner choice before the run directory is touched.
+    make_sampler(experiment.search.sampler, seed=experiment.seed, n_objectives=len(experiment.objectives),
+                 n_trials=experiment.search.trials)
+    make_pruner(experiment.search.pruner, epochs=experiment.training.epochs, objectives=list(experiment.objectives))
     logger.info("torch trains with %d thread(s) in this process", configure_threads())
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # one line per trial comes from mcunas
     run_dir = Path(run_dir).resolve()
@@ -178,22 +191,33 @@ def run_search(
     with file_lock(run_dir / ".lock", blocking=False) as held:
         if not held:
             raise RunDirError(f"{run_dir}: another mcunas search is running in this run directory")
-        layout = prepare_run_dir(experiment, run_dir, board_names(experiment))
+        layout = prepare_run_dir(experiment, run_dir, boards, several_processes=uses_ray(experiment))
         storage = open_storage(layout.storage_url)
+        factory = StudyFactory(experiment, layout)
+        seeds = board_seeds(experiment, boards)
+        studies = {board.name: factory.open(storage, board.name, seeds[board.name]) for board in boards}
+        for study in studies.values():
+            recover_interrupted(study)
         result = SearchResult(layout.path, layout.storage_url, dict(layout.studies))
         data = DataCache(experiment)
-        try:
-            _run_trials(experiment, layout, storage, data, result)
-            for board in layout.studies:
-                study = open_study(experiment, layout, board, storage, board_seed(experiment, layout, board))
-                result.trials_finished[board] = finished_trials(study)
-                if finalize:
-                    ctx = build_context(experiment, layout, board, data=data, storage=storage)
-                    result.finals[board] = finalize_board(ctx, study)
-            if finalize and experiment.report.enabled:
-                from mcunas.report import write_report
+        contexts: dict[str, SearchContext] = {}
 
-                result.report = write_report([layout.path], layout.path / "report" / "report.html")
+        def context(board: Board) -> SearchContext:
+            if board.name not in contexts:
+                contexts[board.name] = build_context(experiment, layout, board, data=data, storage=storage)
+            return contexts[board.name]
+
+        try:
+            if uses_ray(experiment):
+                result.trials_run = _run_on_ray(experiment, factory, studies, data)
+            else:
+                for board in boards:
+                    result.trials_run[board.name] = run_board_trials(context(board), studies[board.name],
+                                                                     experiment.search.trials)
+            for board in boards:
+                result.trials_finished[board.name] = finished_trials(studies[board.name])
+                if finalize:
+                    result.finals[board.name] = finalize_board(context(board), studies[board.name])
         except KeyboardInterrupt:
             logger.warning("interrupted: finished trials and models are kept, a running trial was marked failed and "
                            "will be retried; run the same command again to resume")

@@ -23,17 +23,22 @@ import logging
 import shutil
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
+from mcunas.estimators import Cost
 from mcunas.estimators.budget import overruns
 from mcunas.io import atomic_path, write_json
 from mcunas.search.context import SearchContext
 from mcunas.search.objectives import infeasible_values, objective_values
+from mcunas.spaces import Arch
+
+if TYPE_CHECKING:
+    import optuna
 
 logger = logging.getLogger("mcunas.search")
 
 
-def arch_key(arch: Any) -> str:
+def arch_key(arch: Arch) -> str:
     """SHA-256 of the Arch's canonical JSON: equal iff the architectures are equal."""
     return hashlib.sha256(json.dumps(arch.to_dict(), sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
@@ -43,13 +48,13 @@ def training_seed(experiment_seed: int, key: str) -> int:
     return (experiment_seed * 1_000_003 + int(key[:12], 16)) % 2**31
 
 
-def describe_cost(cost: Any) -> str:
+def describe_cost(cost: Cost) -> str:
     """``latency, SRAM, flash`` of a Cost for a log line (latency "n/a" where not estimated)."""
     latency = "latency n/a" if cost.latency_ms is None else f"{cost.latency_ms:.2f} ms"
     return f"{latency}, SRAM {cost.sram_bytes / 1024:.1f} KB, flash {cost.flash_bytes / 1024:.1f} KB"
 
 
-def _find_trained(ctx: SearchContext, key: str) -> Any:
+def _find_trained(ctx: SearchContext, key: str) -> optuna.trial.FrozenTrial | None:
     """A COMPLETE trial of this run (any board) that trained Arch ``key``, else None."""
     from optuna.trial import TrialState
 
@@ -94,7 +99,7 @@ def save_weights(model: Any, path: Path) -> None:
         torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, tmp)
 
 
-def run_trial(trial: Any, ctx: SearchContext) -> list[float]:
+def run_trial(trial: optuna.Trial, ctx: SearchContext) -> list[float]:
     """The objective of one board's study; see the module docstring."""
     try:
         return _run_trial(trial, ctx)
@@ -104,7 +109,7 @@ def run_trial(trial: Any, ctx: SearchContext) -> list[float]:
         raise
 
 
-def _record_estimates(trial: Any, ctx: SearchContext, arch: Any, key: str, cost: Any, seconds: float) -> None:
+def _record_estimates(trial: optuna.Trial, ctx: SearchContext, arch: Arch, key: str, cost: Cost, seconds: float) -> None:
     """Constraint values (for the samplers) and the estimate user attrs of a candidate."""
     for name, value in overruns(cost, ctx.limits).items():
         trial.set_constraint(name, value)
@@ -115,7 +120,7 @@ def _record_estimates(trial: Any, ctx: SearchContext, arch: Any, key: str, cost:
         trial.set_user_attr(name, value)
 
 
-def _pruning_reporter(trial: Any, ctx: SearchContext, head: str) -> Callable[[int, float], None]:
+def _pruning_reporter(trial: optuna.Trial, ctx: SearchContext, head: str) -> Callable[[int, float], None]:
     """``on_epoch`` for training: report validation accuracy to the pruner, prune when told."""
     import optuna
 
@@ -148,7 +153,7 @@ def _reuse(ctx: SearchContext, previous: Any, folder: Path, on_epoch: Callable[[
     return metrics
 
 
-def _run_trial(trial: Any, ctx: SearchContext) -> list[float]:
+def _run_trial(trial: optuna.Trial, ctx: SearchContext) -> list[float]:
     from mcunas.estimators import estimate
 
     experiment = ctx.experiment
