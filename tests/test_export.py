@@ -148,6 +148,66 @@ def test_every_sampled_arch_exports_as_predicted(space_name, tmp_path):
         _assert_matches_prediction(check_export(space, space.sample(study.ask()), tmp_path / f"{i}.tflite", i))
 
 
+# dscnn: rectangular inputs, odd and even stem kernels, stem strides (2, 2), (2, 1), (1, 2).
+TINY_DSCNN = dict(input_size=[15, 6], stem_channels=[4, 8], stem_kernels=[[4, 2], [3, 3], [5, 4]],
+                  stem_strides=[[2, 2], [2, 1], [1, 2]], stages=TINY_STAGES, kernel_sizes=[3, 5])
+
+
+def _check_rectangular_export(space, arch, out_path, seed: int):
+    """:func:`check_export` for an input that need not be square (``check_export`` builds a
+    ``resolution x resolution`` input): export with random weights, compare with the predictions."""
+    from mcunas.estimators import memory
+    from mcunas.estimators.flash import model_bytes
+    from mcunas.export.selfcheck import CALIBRATION_SAMPLES, ExportCheck
+    from mcunas.export.structure import graph_differences
+    from mcunas.tflm import measure_arena_bytes
+
+    torch.manual_seed(seed)
+    model = randomize_batchnorm(space.build(arch), seed)
+    shape = (1, arch.input_channels, *arch.input_size)
+    calibration = np.random.default_rng(seed).standard_normal((CALIBRATION_SAMPLES, *shape[1:])).astype(np.float32)
+    path = export_tflite(model, shape, calibration, out_path, isolate=False)
+    predicted = space.graph(arch)
+    return ExportCheck(
+        arch.block_string(), exported=True, differences=graph_differences(predicted, read_tflite(path)),
+        arena_bytes_measured=measure_arena_bytes(path),
+        arena_bytes_predicted=memory.arena_bytes(predicted, target="host", kernels="reference"),
+        model_bytes=path.stat().st_size, model_bytes_predicted=model_bytes(predicted),
+    )
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # The MLPerf Tiny DS-CNN geometry: 10x4 stride 2x2 on 49x10 -> PAD to 59x12 + VALID -> 25x5;
+        # a stride-2 stage on 25x5 (odd sizes: SAME).
+        "r49x10_in1-relu-stem_k10x4_s2x2_c8-dsc_r1_k3_s1_c8-dsc_r2_k5.3_s2_c12-fc12",
+        # 4x3 stride (2, 1) on 12x7: TensorFlow's SAME padding equals PyTorch's (SAME, no PAD);
+        # stride 2 on 6x7 (even height: PAD); relu6.
+        "r12x7_in1-relu6-stem_k4x3_s2x1_c8-dsc_r1_k3_s2_c8-dsc_r1_k5_s2_c16-fc4",
+    ],
+)
+def test_dscnn_export_matches_graph_and_arena(text, tmp_path):
+    from mcunas.spaces import get_space, parse_block_string
+
+    arch = parse_block_string(text)
+    _assert_matches_prediction(_check_rectangular_export(get_space("dscnn"), arch, tmp_path / "model.tflite", 5))
+
+
+@pytest.mark.slow
+def test_every_sampled_dscnn_arch_exports_as_predicted(tmp_path):
+    """Property: 12 random rectangular architectures export, run in TFLM and match the predictions."""
+    import optuna
+
+    from mcunas.spaces import get_space
+
+    space = get_space("dscnn", **TINY_DSCNN)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=100))
+    for i in range(12):
+        arch = space.sample(study.ask())
+        _assert_matches_prediction(_check_rectangular_export(space, arch, tmp_path / f"{i}.tflite", i))
+
+
 def test_onnx_export_failure_names_stage_and_leaves_nothing(tmp_path):
     out = tmp_path / "out" / "model.tflite"
     with pytest.raises(ExportError, match="ONNX export"):

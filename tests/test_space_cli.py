@@ -78,3 +78,31 @@ def test_importing_spaces_and_its_command_stays_light() -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO_ROOT, timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+def test_show_and_estimate_accept_a_block_string(capsys, tmp_path) -> None:
+    space = get_space("dscnn")
+    arch = space.default_teacher(1, 12, (49, 10))
+    path = tmp_path / "arch.json"
+    path.write_text(json.dumps(arch.to_dict()))
+    text = arch.block_string()
+    assert text.startswith("r49x10_in1-relu-stem_k10x4_s2x2_c")
+    for command in (["space", "show"], ["estimate"]):
+        extra = ["--board", "arduino-nano-33-ble-sense", "--json"] if command == ["estimate"] else ["--json"]
+        from_string = run_cli(capsys, *command, text, *extra)
+        from_file = run_cli(capsys, *command, str(path), *extra)
+        assert from_string[0] == 0 and from_string == from_file
+    cost = json.loads(from_string[1])
+    assert cost["macs"] == space.graph(arch).macs
+
+    status, out, err = run_cli(capsys, "estimate", text.replace("_k5_", "_k5.3.5.3_"), "--board", "arduino-nano-33-ble-sense")
+    assert (status, out) == (2, "") and "token 4" in err and "4 values for 2 blocks" in err
+    status, _, err = run_cli(capsys, "space", "show", "model.onnx")
+    assert status == 2 and "model.onnx: expected an architecture file (a name ending in .json) or a block string" in err
+
+
+def test_sample_dscnn_lines_parse_back(capsys) -> None:
+    status, out, _ = run_cli(capsys, "space", "sample", "dscnn", "--n", "3", "--seed", "1")
+    archs = [arch_from_dict(json.loads(line)) for line in out.splitlines()]
+    assert status == 0 and len(archs) == 3
+    assert all(a.space == "dscnn" and a.input_size == (49, 10) and len(a.stem_kernel) == 2 for a in archs)

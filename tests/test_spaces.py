@@ -1,4 +1,5 @@
-"""Search spaces: the analytic op graph against the real PyTorch model, Arch JSON, sampling."""
+"""Search spaces: the analytic op graph against the real PyTorch model, layer specs, Arch JSON,
+block strings, sampling."""
 
 from __future__ import annotations
 
@@ -14,14 +15,27 @@ from torch import nn
 from mcunas.errors import ArchitectureError, ConfigError
 from mcunas.graph import SPACE_OP_KINDS, Graph
 from mcunas.spaces import SPACE_NAMES, arch_from_dict, get_space, load_arch
-from mcunas.spaces.layers import InvertedResidual
+from mcunas.spaces.dscnn import DsCnnArch
+from mcunas.spaces.graph_builder import LAYER_EMITTERS
+from mcunas.spaces.layers import LAYER_MODULES, SpecBlock
 from mcunas.spaces.mobilenetv1 import MobileNetV1Arch
 from mcunas.spaces.mobilenetv2 import MobileNetV2Arch
+from mcunas.spaces.spec import LAYER_KINDS
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 # Small inputs keep the 200-architecture comparisons fast; 5 and 12 give odd sizes deeper in.
-SMALL = {"resolutions": [5, 8, 12, 16]}
+# dscnn: rectangular inputs, odd and even stem kernels, every stem stride.
+SMALL_RECTANGULAR = {"input_size": [13, 6], "stem_kernels": [[4, 2], [3, 3], [5, 4], [1, 3]],
+                     "stem_strides": [[2, 2], [2, 1], [1, 2], [1, 1]],
+                     "stages": [{"stride": 1, "channels": [4, 8], "depth": [1, 2]},
+                                {"stride": 2, "channels": [8, 12], "depth": [1, 2]},
+                                {"stride": 2, "channels": [12, 16], "depth": [1, 2]}],
+                     "kernel_sizes": [3, 5, 7]}
+SMALL = {"mobilenetv2": {"resolutions": [5, 8, 12, 16]}, "mobilenetv1": {"resolutions": [5, 8, 12, 16]},
+         "dscnn": SMALL_RECTANGULAR}
+# Options that fix the input size to 16 (square) or 16x10 (dscnn).
+SIZE_16 = {"mobilenetv2": {"resolutions": [16]}, "mobilenetv1": {"resolutions": [16]}, "dscnn": {"input_size": [16, 10]}}
 MACS_KINDS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
 
 
@@ -37,6 +51,13 @@ def one_torch_thread():
 def sample_archs(space, n: int, seed: int) -> list:
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
     return [space.sample(study.ask()) for _ in range(n)]
+
+
+def candidate_input_sizes(space) -> list[tuple[int, int]]:
+    """The (height, width) input sizes a space samples."""
+    if hasattr(space, "input_size"):
+        return [space.input_size]
+    return [(r, r) for r in space.resolutions]
 
 
 def measure_torch(model: nn.Module, arch) -> dict:
@@ -62,8 +83,8 @@ def measure_torch(model: nn.Module, arch) -> dict:
             params += module.weight.numel() + module.bias.numel()
     model.eval()
     with torch.no_grad():
-        logits = model(torch.randn(1, arch.input_channels, arch.resolution, arch.resolution))
-    adds = sum(1 for m in model.modules() if isinstance(m, InvertedResidual) and m.residual)
+        logits = model(torch.randn(1, arch.input_channels, *arch.input_size))
+    adds = sum(1 for m in model.modules() if isinstance(m, SpecBlock) and m.residual)
     return {"layers": layers, "params": params, "macs": sum(m for _, _, m in layers), "adds": adds, "logits": tuple(logits.shape)}
 
 
@@ -83,7 +104,7 @@ def check_well_formed(graph: Graph) -> None:
 @pytest.mark.parametrize("name", SPACE_NAMES)
 def test_graph_matches_pytorch_for_200_random_archs(name: str, one_torch_thread) -> None:
     torch.manual_seed(0)
-    space = get_space(name, **SMALL)
+    space = get_space(name, **SMALL[name])
     for arch in sample_archs(space, 200, seed=1):
         graph = space.graph(arch)
         measured = measure_torch(space.build(arch), arch)
@@ -154,7 +175,7 @@ def test_inverted_residual_tensors_and_quantization() -> None:
         input_channels=3, num_classes=10, resolution=16, stem_channels=8, stem_kernel=3, stem_stride=1,
         stage_strides=(1, 2), stage_channels=(8, 16), block_kernels=((3,), (5, 7)), block_expansions=((1,), (6, 4)),
     )
-    assert arch.block_string() == "r16_in3-stem_k3_s1_c8-ir_r1_k3_e1_s1_c8-ir_r2_k57_e64_s2_c16-fc10"
+    assert arch.block_string() == "r16_in3-stem_k3_s1_c8-ir_r1_k3_e1_s1_c8-ir_r2_k5.7_e6.4_s2_c16-fc10"
     graph = get_space("mobilenetv2").graph(arch)
     kinds = [op.kind for op in graph.ops]
     assert kinds == [
@@ -173,6 +194,120 @@ def test_inverted_residual_tensors_and_quantization() -> None:
     assert project.activation == "NONE" and tensors[project.outputs[0]].shape == (1, 8, 8, 16)
     assert dw.macs == 8 * 8 * 48 * 5 * 5
     assert all(t.quant_channels == 1 for t in tensors if not t.is_constant)
+
+
+def test_every_layer_kind_has_both_builders() -> None:
+    assert tuple(LAYER_EMITTERS) == tuple(LAYER_MODULES) == LAYER_KINDS
+
+
+def test_spec_lists_each_layer_once_and_names_modules_like_tensors() -> None:
+    space = get_space("mobilenetv2")
+    arch = MobileNetV2Arch(
+        input_channels=3, num_classes=10, resolution=16, stem_channels=8, stem_kernel=3, stem_stride=1,
+        stage_strides=(1, 2), stage_channels=(8, 16), block_kernels=((3,), (5, 7)), block_expansions=((1,), (6, 4)),
+    )
+    spec = space.spec(arch)
+    assert (spec.name, spec.input_size, spec.input_channels, spec.num_classes) == (arch.block_string(), (16, 16), 3, 10)
+    assert [(b.name, [layer.name for layer in b.layers], b.residual) for b in spec.blocks] == [
+        ("stage0.block0", ["depthwise", "project"], True),
+        ("stage1.block0", ["expand", "depthwise", "project"], False),
+        ("stage1.block1", ["expand", "depthwise", "project"], True),
+    ]
+    assert spec.blocks[1].layers[1] == ("depthwise", "depthwise", 48, (5, 5), (2, 2), "RELU6")
+    model = space.build(arch)
+    convolutions = [name[: -len(".0")] for name, module in model.named_modules() if isinstance(module, nn.Conv2d)]
+    assert convolutions == ["stem"] + [f"blocks.{i}.{layer.name}" for i, b in enumerate(spec.blocks) for layer in b.layers]
+    weights = [t.name[: -len("/weights")] for t in space.graph(arch).tensors if t.name.endswith("/weights")]
+    assert weights == ["stem"] + [f"{b.name}.{layer.name}" for b in spec.blocks for layer in b.layers] + ["classifier"]
+
+
+def test_rectangular_geometry_follows_the_exported_models() -> None:
+    """Conventions checked on onnx2tf 1.28.8 + TF 2.21 exports (graph_builder's docstring): the
+    MLPerf Tiny DS-CNN stem (10x4, stride 2x2 on 49x10) pads explicitly to 59x12; a stride of
+    (2, 1) on an even height pads explicitly, (1, 2) on an odd width is SAME; an even kernel at
+    stride 1 grows the map by one."""
+    arch = DsCnnArch(
+        input_channels=1, num_classes=12, resolution=(49, 10), stem_channels=8, stem_kernel=(10, 4), stem_stride=(2, 2),
+        stage_strides=(1,), stage_channels=(8,), block_kernels=((3,),), activation="relu",
+    )
+    graph = get_space("dscnn").graph(arch)
+    pad, stem = graph.ops[:2]
+    assert (pad.kind, graph.tensors[pad.outputs[0]].shape) == ("PAD", (1, 59, 12, 1))
+    assert (stem.kernel, stem.stride, stem.padding, graph.tensors[stem.outputs[0]].shape) == ((10, 4), (2, 2), "VALID", (1, 25, 5, 8))
+    assert graph.tensors[stem.inputs[1]].shape == (8, 10, 4, 1) and stem.macs == 25 * 5 * 8 * 10 * 4
+
+    def stem_of(size, kernel, stride):
+        arch = DsCnnArch(
+            input_channels=2, num_classes=4, resolution=size, stem_channels=4, stem_kernel=kernel, stem_stride=stride,
+            stage_strides=(1,), stage_channels=(4,), block_kernels=((3,),), activation="relu",
+        )
+        graph = get_space("dscnn").graph(arch)
+        conv = next(op for op in graph.ops if op.kind == "CONV_2D")
+        return [op.kind for op in graph.ops[:2]], conv.padding, graph.tensors[conv.outputs[0]].shape[1:3]
+
+    assert stem_of((12, 7), (3, 3), (2, 1)) == (["PAD", "CONV_2D"], "VALID", (6, 7))
+    assert stem_of((3, 7), (3, 3), (1, 2)) == (["CONV_2D", "DEPTHWISE_CONV_2D"], "SAME", (3, 4))
+    assert stem_of((8, 9), (4, 4), (1, 1)) == (["PAD", "CONV_2D"], "VALID", (9, 10))
+    assert stem_of((9, 10), (5, 3), (1, 1)) == (["CONV_2D", "DEPTHWISE_CONV_2D"], "SAME", (9, 10))
+
+
+def test_dscnn_space_holds_the_mlperf_tiny_model(mlperf_dir) -> None:
+    """The MLPerf Tiny KWS DS-CNN (real file) is an architecture of the default dscnn space: same
+    convolutions (kinds, shapes, kernels, strides, MACs) and classifier; the export differs only
+    in the stem's explicit PAD (PyTorch pads 5 rows on both sides where TensorFlow padded 4 and 5)
+    and in pooling with MEAN instead of AVERAGE_POOL_2D + RESHAPE, and has no SOFTMAX."""
+    from mcunas.graph.tflite import read_tflite
+
+    reference = read_tflite(mlperf_dir / "kws_ref_model.tflite")
+    space = get_space("dscnn")
+    params = {"stem_channels": 64, "stem_kernel": "10x4", "stem_stride": "2x2", "stage0_channels": 64, "stage0_depth": 2,
+              "stage1_channels": 64, "stage1_depth": 2, **{f"stage{i}_block{j}_kernel": 3 for i in (0, 1) for j in (0, 1)}}
+    arch = space.sample(optuna.trial.FixedTrial(params))
+    assert arch.block_string() == "r49x10_in1-relu-stem_k10x4_s2x2_c64-dsc_r2_k3_s1_c64-dsc_r2_k3_s1_c64-fc12"
+    graph = space.graph(arch)
+
+    def layers(g):
+        return [(op.kind, g.tensors[op.inputs[1]].shape, g.tensors[op.outputs[0]].shape, op.kernel, op.stride,
+                 op.activation, op.macs) for op in g.ops if op.kind in MACS_KINDS]
+
+    assert layers(graph) == layers(reference)
+    assert graph.macs == reference.macs and graph.params == reference.params
+    assert [op.kind for op in reference.ops if op.kind not in MACS_KINDS] == ["AVERAGE_POOL_2D", "RESHAPE", "SOFTMAX"]
+    assert [op.kind for op in graph.ops if op.kind not in MACS_KINDS] == ["PAD", "MEAN"]
+
+
+def test_depthwise_convolutions_need_equal_strides() -> None:
+    from mcunas.spaces.graph_builder import GraphBuilder
+    from mcunas.spaces.spec import LayerSpec
+
+    builder = GraphBuilder("g")
+    x = builder.input(8, 8, 4)
+    with pytest.raises(ValueError, match="equal strides"):
+        builder.depthwise_conv2d(x, LayerSpec("depthwise", "dw", 4, (3, 3), (2, 1), "RELU"), "dw")
+
+
+def test_dscnn_arch_and_options_errors_name_the_field() -> None:
+    good = get_space("dscnn").default_teacher(1, 12, (49, 10)).to_dict()
+    for change, field in [
+        ({"resolution": 49}, "resolution"),
+        ({"resolution": [49, 0]}, r"resolution\[1\]"),
+        ({"stem_kernel": [10, 11]}, r"stem_kernel\[1\]"),  # wider than the 10 coefficients
+        ({"stem_kernel": [17, 4]}, r"stem_kernel\[0\]"),
+        ({"stem_stride": [2, 3]}, r"stem_stride\[1\]"),
+        ({"stem_stride": 2}, "stem_stride"),
+    ]:
+        with pytest.raises(ArchitectureError, match=f"dscnn arch field '{field}'"):
+            arch_from_dict({**good, **change})
+    for options, key in [
+        ({"input_size": [49]}, "input_size"),
+        ({"input_size": [9, 10], "stem_kernels": [[8, 4], [10, 4]]}, r"stem_kernels\[1\]"),  # taller than 9 frames
+        ({"stem_kernels": [[10, 4], [10, 4]]}, "stem_kernels"),
+        ({"stem_strides": [[2, 3]]}, r"stem_strides\[0\]\[1\]"),
+        ({"resolutions": [32]}, "resolutions"),
+        ({"stem_stride": 2}, "stem_stride"),
+    ]:
+        with pytest.raises(ConfigError, match=f"^{key}: "):
+            get_space("dscnn", **options)
 
 
 @pytest.mark.parametrize("name", SPACE_NAMES)
@@ -201,7 +336,7 @@ def test_sampling_is_deterministic_and_conditional(name: str) -> None:
             assert trial.params[f"stage{i}_depth"] == depth
             assert f"stage{i}_block{depth - 1}_kernel" in trial.params
             assert f"stage{i}_block{depth}_kernel" not in trial.params
-        assert arch.resolution in space.resolutions
+        assert arch.input_size in candidate_input_sizes(space)
         assert arch.input_channels == space.input_channels and arch.num_classes == space.num_classes
 
 
@@ -210,15 +345,16 @@ def test_fixed_trial_samples_the_given_architecture() -> None:
     params = {"resolution": 32, "stem_channels": 8, "stem_kernel": 3, "stage0_channels": 32, "stage0_depth": 2,
               "stage0_block0_kernel": 5, "stage0_block1_kernel": 3}
     arch = space.sample(optuna.trial.FixedTrial(params))
-    assert arch.block_string() == "r32_in1-stem_k3_s2_c8-ds_r2_k53_s2_c32-fc10"
+    assert arch.block_string() == "r32_in1-relu-stem_k3_s2_c8-ds_r2_k5.3_s2_c32-fc10"
     assert arch.activation == "relu"
 
 
 @pytest.mark.parametrize("name", SPACE_NAMES)
 def test_default_teacher_is_the_largest_arch(name: str) -> None:
-    space = get_space(name, input_channels=1, num_classes=7, resolutions=[16])
-    teacher = space.default_teacher(1, 7, 16)
-    assert (teacher.space, teacher.input_channels, teacher.num_classes, teacher.resolution) == (name, 1, 7, 16)
+    space = get_space(name, input_channels=1, num_classes=7, **SIZE_16[name])
+    (size,) = candidate_input_sizes(space)
+    teacher = space.default_teacher(1, 7, size if space.arch_type.rectangular else size[0])
+    assert (teacher.space, teacher.input_channels, teacher.num_classes, teacher.input_size) == (name, 1, 7, size)
     teacher_graph = space.graph(teacher)
     for arch in sample_archs(space, 30, seed=4):
         graph = space.graph(arch)
@@ -246,7 +382,7 @@ def v2_dict() -> dict:
         ({"block_kernels": [[3], [5, 8]]}, "block_kernels[1][1]"),
         ({"block_kernels": [[3], []]}, "block_kernels[1]"),
         ({"block_expansions": [[1], [6]]}, "block_expansions[1]"),
-        ({"block_expansions": [[1], [6, 12]]}, "block_expansions[1][1]"),
+        ({"block_expansions": [[1], [6, 17]]}, "block_expansions[1][1]"),
         ({"block_expansions": [[1], [6, 4.0]]}, "block_expansions[1][1]"),
         ({"width": 8}, "width"),
         ({"space": "resnet"}, "space"),
@@ -288,7 +424,7 @@ def test_load_arch_errors_name_the_file(tmp_path) -> None:
         ("resnet", {}, "name"),
         ("mobilenetv2", {"resolutions": []}, "resolutions"),
         ("mobilenetv2", {"resolutions": [32, "64"]}, r"resolutions\[1\]"),
-        ("mobilenetv2", {"expand_ratios": [1, 9]}, r"expand_ratios\[1\]"),
+        ("mobilenetv2", {"expand_ratios": [1, 17]}, r"expand_ratios\[1\]"),
         ("mobilenetv2", {"kernel_sizes": [3, 4]}, r"kernel_sizes\[1\]"),
         ("mobilenetv2", {"widths": [8]}, "widths"),
         ("mobilenetv1", {"activation": "gelu"}, "activation"),

@@ -69,12 +69,12 @@ def _graph(path: Path) -> Graph:
         from mcunas.graph.tflite import read_tflite
 
         return read_tflite(path)
-    if path.suffix == ".json":
-        from mcunas.spaces import get_space, load_arch
+    from mcunas.spaces import NotAnArchError, arch_graph
 
-        arch = load_arch(path)
-        return get_space(arch.space).graph(arch)
-    raise McunasError(f"{path}: expected an architecture .json or a .tflite file")
+    try:
+        return arch_graph(str(path))
+    except NotAnArchError:
+        raise McunasError(f"{path}: expected an architecture .json or a .tflite file, or a block string") from None
 
 
 def _kb(n_bytes: int) -> str:

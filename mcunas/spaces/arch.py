@@ -3,7 +3,13 @@
 An Arch is a frozen dataclass of ints, strings and (nested) tuples. It is self-contained: it
 holds everything needed to build the network and its op graph (strides included), so a saved
 ``arch.json`` can be built without the space options it was sampled under. Every field is
-validated on construction; a bad value raises :class:`ArchitectureError` naming the field.
+validated on construction; a bad value raises :class:`ArchFieldError` (an
+:class:`ArchitectureError`) naming the field.
+
+Geometry: the input size (``resolution``), ``stem_kernel`` and ``stem_stride`` are ints in the
+square spaces (``rectangular = False``: an int ``n`` means ``n x n``) and ``(height, width)``
+pairs in the rectangular ones (dscnn); :attr:`StagedArch.input_size` and friends give pairs for
+both. Block kernels and stage strides are square (ints) everywhere.
 
 JSON form (``to_dict``): ``{"space": NAME, <field>: <value>, ...}`` with tuples as lists.
 
@@ -15,7 +21,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, fields
-from typing import Any, ClassVar, Iterator, NamedTuple, NoReturn
+from typing import Any, ClassVar, Iterator, NamedTuple, NoReturn, Union
 
 from mcunas.errors import ArchitectureError
 
@@ -24,10 +30,23 @@ STRIDES: tuple[int, ...] = (1, 2)
 INPUT_CHANNELS_RANGE = (1, 64)
 NUM_CLASSES_RANGE = (2, 100_000)
 RESOLUTION_RANGE = (4, 1024)  # square input side, pixels
+INPUT_SIDE_RANGE = (1, 1024)  # rectangular input: height or width (frames, coefficients)
+STEM_KERNEL_SIDE_RANGE = (1, 16)  # rectangular stem kernel: height or width, odd or even
 CHANNELS_RANGE = (1, 4096)
 STAGES_RANGE = (1, 12)
 DEPTH_RANGE = (1, 16)  # blocks per stage
-EXPANSION_RANGE = (1, 8)  # single digit: block strings print one digit per block
+EXPANSION_RANGE = (1, 16)
+
+# An int n (n x n) in the square spaces, a (height, width) pair in the rectangular ones.
+Size = Union[int, tuple[int, int]]
+
+
+class ArchFieldError(ArchitectureError):
+    """A field of an Arch is invalid; ``field`` is its path, e.g. ``block_kernels[1][0]``."""
+
+    def __init__(self, message: str, field: str):
+        super().__init__(message)
+        self.field = field
 
 
 class BlockSlot(NamedTuple):
@@ -50,7 +69,7 @@ class BlockSlot(NamedTuple):
 
 
 def _fail(space: str, field: str, problem: str, value: Any) -> NoReturn:
-    raise ArchitectureError(f"{space} arch field '{field}': {problem}, got {value!r}")
+    raise ArchFieldError(f"{space} arch field '{field}': {problem}, got {value!r}", field)
 
 
 def check_int(space: str, field: str, value: Any, bounds: tuple[int, int], allowed: tuple[int, ...] = ()) -> None:
@@ -75,6 +94,14 @@ def check_int_tuple(
         check_int(space, f"{field}[{position}]", item, bounds, allowed)
 
 
+def check_pair(space: str, field: str, value: Any, bounds: tuple[int, int], allowed: tuple[int, ...] = ()) -> None:
+    """Raise unless ``value`` is a ``(height, width)`` tuple of valid ints (see :func:`check_int`)."""
+    if type(value) is not tuple or len(value) != 2:
+        _fail(space, field, "expected [height, width]", value)
+    for position, item in enumerate(value):
+        check_int(space, f"{field}[{position}]", item, bounds, allowed)
+
+
 def check_block_table(
     space: str, field: str, value: Any, depths: tuple[int, ...], bounds: tuple[int, int], allowed: tuple[int, ...] = ()
 ) -> None:
@@ -83,6 +110,11 @@ def check_block_table(
         _fail(space, field, f"expected a list of {len(depths)} lists (one per stage)", value)
     for stage, (row, depth) in enumerate(zip(value, depths)):
         check_int_tuple(space, f"{field}[{stage}]", row, depth, bounds, allowed)
+
+
+def as_pair(size: Size) -> tuple[int, int]:
+    """``(n, n)`` for an int ``n``, the pair itself otherwise."""
+    return (size, size) if isinstance(size, int) else size
 
 
 def _to_tuples(value: Any) -> Any:
@@ -98,35 +130,39 @@ def _to_lists(value: Any) -> Any:
     return value
 
 
-def stage_digits(values: tuple[int, ...]) -> str:
-    """One digit for a uniform stage, else one digit per block (all values are < 10)."""
-    return str(values[0]) if len(set(values)) == 1 else "".join(map(str, values))
-
-
 @dataclass(frozen=True)
 class StagedArch:
     """A stem convolution, stages of blocks, global average pool and a linear classifier.
 
     Attributes:
-        input_channels: channels of the input image (1 for spectrograms/MNIST, 3 for RGB).
+        input_channels: channels of the input (1 for spectrograms/MFCCs/MNIST, 3 for RGB).
         num_classes: classifier outputs (logits).
-        resolution: square input side in pixels.
-        stem_channels, stem_kernel, stem_stride: the first (full) convolution.
+        resolution: the input size: square side in pixels, or (height, width) in the
+            rectangular spaces (dscnn: frames, coefficients).
+        stem_channels, stem_kernel, stem_stride: the first (full) convolution; kernel and
+            stride are ints, or (height, width) pairs in the rectangular spaces.
         stage_strides: stride of the first block of each stage (the other blocks have stride 1).
         stage_channels: output channels of every block of each stage.
         block_kernels: per stage, the depthwise kernel size of each block; the number of
             entries of a stage is its depth.
+
+    Class attributes (the notation of :mod:`mcunas.spaces.notation` reads them):
+        space: the space name; block_prefix: the first field of its stage tokens.
+        rectangular: whether the geometry fields are pairs.
+        block_fields: per-block fields as ``(block string key, field name)``.
     """
 
     space: ClassVar[str] = ""
     block_prefix: ClassVar[str] = ""
+    rectangular: ClassVar[bool] = False
+    block_fields: ClassVar[tuple[tuple[str, str], ...]] = (("k", "block_kernels"),)
 
     input_channels: int
     num_classes: int
-    resolution: int
+    resolution: Size
     stem_channels: int
-    stem_kernel: int
-    stem_stride: int
+    stem_kernel: Size
+    stem_stride: Size
     stage_strides: tuple[int, ...]
     stage_channels: tuple[int, ...]
     block_kernels: tuple[tuple[int, ...], ...]
@@ -138,10 +174,8 @@ class StagedArch:
         space = self.space
         check_int(space, "input_channels", self.input_channels, INPUT_CHANNELS_RANGE)
         check_int(space, "num_classes", self.num_classes, NUM_CLASSES_RANGE)
-        check_int(space, "resolution", self.resolution, RESOLUTION_RANGE)
+        self._validate_geometry()
         check_int(space, "stem_channels", self.stem_channels, CHANNELS_RANGE)
-        check_int(space, "stem_kernel", self.stem_kernel, (1, 9), KERNEL_SIZES)
-        check_int(space, "stem_stride", self.stem_stride, (1, 2), STRIDES)
         if type(self.stage_strides) is not tuple or not STAGES_RANGE[0] <= len(self.stage_strides) <= STAGES_RANGE[1]:
             _fail(space, "stage_strides", f"expected a list of {STAGES_RANGE[0]} to {STAGES_RANGE[1]} strides", self.stage_strides)
         num_stages = len(self.stage_strides)
@@ -153,6 +187,35 @@ class StagedArch:
             if type(row) is not tuple or not DEPTH_RANGE[0] <= len(row) <= DEPTH_RANGE[1]:
                 _fail(space, f"block_kernels[{stage}]", f"expected a list of {DEPTH_RANGE[0]} to {DEPTH_RANGE[1]} kernel sizes (one per block)", row)
         check_block_table(space, "block_kernels", self.block_kernels, self.depths, (1, 9), KERNEL_SIZES)
+
+    def _validate_geometry(self) -> None:
+        space = self.space
+        if not self.rectangular:
+            check_int(space, "resolution", self.resolution, RESOLUTION_RANGE)
+            check_int(space, "stem_kernel", self.stem_kernel, (1, 9), KERNEL_SIZES)
+            check_int(space, "stem_stride", self.stem_stride, (1, 2), STRIDES)
+            return
+        check_pair(space, "resolution", self.resolution, INPUT_SIDE_RANGE)
+        check_pair(space, "stem_kernel", self.stem_kernel, STEM_KERNEL_SIDE_RANGE)
+        check_pair(space, "stem_stride", self.stem_stride, (1, 2), STRIDES)
+        for axis, (kernel, side) in enumerate(zip(self.stem_kernel, self.resolution)):
+            if kernel > side:
+                _fail(space, f"stem_kernel[{axis}]", f"expected at most the input size {side}", kernel)
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        """(height, width) of the input, pixels (dscnn: frames, coefficients)."""
+        return as_pair(self.resolution)
+
+    @property
+    def stem_kernel_size(self) -> tuple[int, int]:
+        """(height, width) of the stem kernel."""
+        return as_pair(self.stem_kernel)
+
+    @property
+    def stem_stride_size(self) -> tuple[int, int]:
+        """(height, width) stride of the stem."""
+        return as_pair(self.stem_stride)
 
     @property
     def depths(self) -> tuple[int, ...]:
@@ -172,9 +235,14 @@ class StagedArch:
         return {"space": self.space, **{f.name: _to_lists(getattr(self, f.name)) for f in fields(self)}}
 
     @classmethod
+    def field_names(cls) -> tuple[str, ...]:
+        """The dataclass fields, in declaration order (the keys of ``to_dict`` after ``space``)."""
+        return tuple(f.name for f in fields(cls))
+
+    @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "StagedArch":
         """Inverse of :meth:`to_dict`; every key must be present and known."""
-        names = [f.name for f in fields(cls)]
+        names = cls.field_names()
         for key in data:
             if key != "space" and key not in names:
                 raise ArchitectureError(f"{cls.space} arch: unknown field '{key}'; allowed: {', '.join(names)}")
@@ -188,25 +256,9 @@ class StagedArch:
         return json.dumps(self.to_dict(), separators=(",", ":"))
 
     def block_string(self) -> str:
-        """Short summary, ``r{resolution}_in{input_channels}-stem_k{k}_s{s}_c{c}-<stage>-...-fc{classes}``.
+        """The architecture in the block-string notation of :func:`mcunas.spaces.parse_block_string`
+        (its docstring is the notation's manual), e.g.
+        ``r32_in3-stem_k3_s2_c16-ir_r1_k3_e1_s1_c8-ir_r2_k5.7_e6.4_s2_c16-fc10``."""
+        from mcunas.spaces.notation import format_block_string
 
-        Each stage token is ``{prefix}_r{depth}_k{kernels}[_e{expansions}]_s{stride}_c{channels}``
-        where kernels/expansions are one digit when the whole stage shares it, else one digit per
-        block (e.g. ``k357`` for three blocks with kernels 3, 5, 7).
-        """
-        stages = "-".join([self._stage_token(stage) for stage in range(len(self.stage_strides))])
-        return (
-            f"r{self.resolution}_in{self.input_channels}"
-            f"-stem_k{self.stem_kernel}_s{self.stem_stride}_c{self.stem_channels}"
-            f"-{stages}-fc{self.num_classes}"
-        )
-
-    def _stage_token(self, stage: int) -> str:
-        return (
-            f"{self.block_prefix}_r{len(self.block_kernels[stage])}_k{stage_digits(self.block_kernels[stage])}"
-            f"{self._stage_extra(stage)}_s{self.stage_strides[stage]}_c{self.stage_channels[stage]}"
-        )
-
-    def _stage_extra(self, stage: int) -> str:
-        """Space-specific part of a stage token (empty by default)."""
-        return ""
+        return format_block_string(self)

@@ -1,12 +1,16 @@
-"""The search-space base: options, Optuna sampling, PyTorch build and op graph of staged nets.
+"""The search-space base: options, Optuna sampling, layer specs, PyTorch build and op graph.
 
 A staged net is ``stem conv -> stages of blocks -> global average pool -> linear``. A space
-subclass names its Arch type, its defaults, its per-block choices and how one block is built
-(PyTorch) and emitted (graph); everything else is here.
+subclass names its Arch type, its defaults, its per-block choices and the layers of one block
+(``_block_layers``, a :class:`~mcunas.spaces.spec.BlockSpec`); :meth:`StagedSpace.spec` lists
+the layers of a whole architecture once, and both the PyTorch model (``build``) and the op
+graph (``graph``) are made from that list.
 
 Optuna parameter names: ``resolution``, ``stem_channels``, ``stem_kernel``, and per stage i
 ``stage{i}_channels``, ``stage{i}_depth``; per block j < depth ``stage{i}_block{j}_<choice>``
 (e.g. ``stage2_block0_kernel``), so a block's parameters exist only if the block does.
+dscnn draws no ``resolution`` (its input size is an option) and draws ``stem_kernel`` and
+``stem_stride`` as labels such as ``"10x4"`` (see its module).
 """
 
 from __future__ import annotations
@@ -23,10 +27,12 @@ from mcunas.spaces.arch import (
     NUM_CLASSES_RANGE,
     RESOLUTION_RANGE,
     BlockSlot,
+    Size,
     StagedArch,
 )
-from mcunas.spaces.graph_builder import GraphBuilder
+from mcunas.spaces.graph_builder import build_graph
 from mcunas.spaces.options import OptionReader, StageOptions
+from mcunas.spaces.spec import BlockSpec, LayerSpec, NetSpec
 
 if TYPE_CHECKING:
     import optuna
@@ -44,7 +50,8 @@ class StagedSpace(ABC, Generic[ArchT]):
         stem_channels, stem_kernels: candidate stem widths and kernel sizes; stem_stride: 1 or 2.
         stages: list of ``{stride, channels: [choices], depth: int | [min, max]}``.
         kernel_sizes: candidate depthwise kernel sizes of every block.
-        plus the subclass's own options (see :meth:`_read_block_options`).
+        plus the subclass's own options (see :meth:`_read_block_options`); rectangular spaces
+        replace ``resolutions``, ``stem_kernels`` and ``stem_stride`` (:meth:`_read_geometry`).
     """
 
     name: ClassVar[str]
@@ -56,16 +63,34 @@ class StagedSpace(ABC, Generic[ArchT]):
         d = self.defaults
         self.input_channels = reader.integer("input_channels", d["input_channels"], INPUT_CHANNELS_RANGE)
         self.num_classes = reader.integer("num_classes", d["num_classes"], NUM_CLASSES_RANGE)
-        self.resolutions = reader.integer_choices("resolutions", d["resolutions"], RESOLUTION_RANGE)
         self.stem_channels = reader.integer_choices("stem_channels", d["stem_channels"], CHANNELS_RANGE)
-        self.stem_kernels = reader.integer_choices("stem_kernels", d["stem_kernels"], (1, 9), KERNEL_SIZES)
-        self.stem_stride = reader.integer("stem_stride", d["stem_stride"], (1, 2))
+        self._read_geometry(reader)
         self.stages: tuple[StageOptions, ...] = reader.stages("stages", d["stages"])
         self.kernel_sizes = reader.integer_choices("kernel_sizes", d["kernel_sizes"], (1, 9), KERNEL_SIZES)
         self._read_block_options(reader)
         reader.finish()
 
     # --- subclass interface -------------------------------------------------------------
+
+    def _read_geometry(self, reader: OptionReader) -> None:
+        """Read the input and stem geometry options (square: ``resolutions``, ``stem_kernels``,
+        ``stem_stride``)."""
+        d = self.defaults
+        self.resolutions = reader.integer_choices("resolutions", d["resolutions"], RESOLUTION_RANGE)
+        self.stem_kernels = reader.integer_choices("stem_kernels", d["stem_kernels"], (1, 9), KERNEL_SIZES)
+        self.stem_stride = reader.integer("stem_stride", d["stem_stride"], (1, 2))
+
+    def _sample_input(self, trial: "optuna.trial.BaseTrial") -> Size:
+        """The Arch's ``resolution``, drawn first."""
+        return trial.suggest_categorical("resolution", self.resolutions)
+
+    def _sample_stem(self, trial: "optuna.trial.BaseTrial") -> dict[str, Size]:
+        """The Arch's ``stem_kernel`` and ``stem_stride``, drawn after ``stem_channels``."""
+        return {"stem_kernel": trial.suggest_categorical("stem_kernel", self.stem_kernels), "stem_stride": self.stem_stride}
+
+    def _largest_stem(self) -> dict[str, Size]:
+        """``stem_kernel`` and ``stem_stride`` of the default teacher."""
+        return {"stem_kernel": max(self.stem_kernels), "stem_stride": self.stem_stride}
 
     def _read_block_options(self, reader: OptionReader) -> None:
         """Read the subclass's own options (none by default)."""
@@ -83,20 +108,16 @@ class StagedSpace(ABC, Generic[ArchT]):
         """Fused activation of the stem convolution (graph IR name)."""
 
     @abstractmethod
-    def _build_block(self, arch: ArchT, slot: BlockSlot) -> "nn.Module":
-        """The PyTorch module of one block."""
-
-    @abstractmethod
-    def _emit_block(self, builder: GraphBuilder, x: int, arch: ArchT, slot: BlockSlot) -> int:
-        """Append one block's ops; return its output tensor."""
+    def _block_layers(self, arch: ArchT, slot: BlockSlot) -> BlockSpec:
+        """The layers of one block (a block type of :mod:`mcunas.spaces.blocks`)."""
 
     # --- public API ---------------------------------------------------------------------
 
     def sample(self, trial: "optuna.trial.BaseTrial") -> ArchT:
         """Draw an architecture through ``trial.suggest_*`` (see the module doc for names)."""
-        resolution = trial.suggest_categorical("resolution", self.resolutions)
+        resolution = self._sample_input(trial)
         stem_channels = trial.suggest_categorical("stem_channels", self.stem_channels)
-        stem_kernel = trial.suggest_categorical("stem_kernel", self.stem_kernels)
+        stem = self._sample_stem(trial)
         per_block = self._block_choices()
         tables: dict[str, list[tuple[int, ...]]] = {field: [] for field in per_block}
         stage_channels = []
@@ -114,25 +135,23 @@ class StagedSpace(ABC, Generic[ArchT]):
             num_classes=self.num_classes,
             resolution=resolution,
             stem_channels=stem_channels,
-            stem_kernel=stem_kernel,
-            stem_stride=self.stem_stride,
+            **stem,
             stage_strides=tuple(stage.stride for stage in self.stages),
             stage_channels=tuple(stage_channels),
             **{field: tuple(rows) for field, rows in tables.items()},
             **self._fixed_fields(),
         )
 
-    def default_teacher(self, input_channels: int, num_classes: int, resolution: int) -> ArchT:
+    def default_teacher(self, input_channels: int, num_classes: int, resolution: Size) -> ArchT:
         """The largest architecture of this space: widest stem and stages, deepest stages,
-        largest per-block choices (kernel, expansion), at the given input."""
+        largest per-block choices (kernel, expansion), at the given input size."""
         per_block = self._block_choices()
         return self.arch_type(
             input_channels=input_channels,
             num_classes=num_classes,
             resolution=resolution,
             stem_channels=max(self.stem_channels),
-            stem_kernel=max(self.stem_kernels),
-            stem_stride=self.stem_stride,
+            **self._largest_stem(),
             stage_strides=tuple(stage.stride for stage in self.stages),
             stage_channels=tuple(max(stage.channels) for stage in self.stages),
             **{
@@ -142,25 +161,22 @@ class StagedSpace(ABC, Generic[ArchT]):
             **self._fixed_fields(),
         )
 
-    def build(self, arch: ArchT) -> "nn.Module":
-        """The PyTorch model (NCHW float input, logits output), freshly initialized."""
+    def spec(self, arch: ArchT) -> NetSpec:
+        """The layers of ``arch``, listed once: what :meth:`build` and :meth:`graph` are made from."""
         self._check(arch)
-        from mcunas.spaces.layers import ConvBnAct, StagedNet
+        stem = LayerSpec("conv", "stem", arch.stem_channels, arch.stem_kernel_size, arch.stem_stride_size, self._stem_activation(arch))
+        blocks = tuple([self._block_layers(arch, slot) for slot in arch.iter_blocks()])
+        return NetSpec(arch.block_string(), arch.input_size, arch.input_channels, stem, blocks, arch.num_classes)
 
-        stem = ConvBnAct(arch.input_channels, arch.stem_channels, arch.stem_kernel, arch.stem_stride, self._stem_activation(arch))
-        blocks = [self._build_block(arch, slot) for slot in arch.iter_blocks()]
-        return StagedNet(stem, blocks, arch.stage_channels[-1], arch.num_classes)
+    def build(self, arch: ArchT) -> "nn.Module":
+        """The PyTorch model (NCHW float input of ``arch.input_size``, logits output), freshly initialized."""
+        from mcunas.spaces.layers import build_module
+
+        return build_module(self.spec(arch))
 
     def graph(self, arch: ArchT) -> Graph:
         """The op graph of the int8 TFLite model that export produces for ``arch``."""
-        self._check(arch)
-        builder = GraphBuilder(arch.block_string())
-        x = builder.input(arch.resolution, arch.resolution, arch.input_channels)
-        x = builder.conv2d(x, arch.stem_channels, arch.stem_kernel, arch.stem_stride, self._stem_activation(arch), "stem")
-        for slot in arch.iter_blocks():
-            x = self._emit_block(builder, x, arch, slot)
-        x = builder.global_average_pool(x, "pool")
-        return builder.finish(builder.fully_connected(x, arch.num_classes, "classifier"))
+        return build_graph(self.spec(arch))
 
     def _check(self, arch: object) -> None:
         if not isinstance(arch, self.arch_type):

@@ -2,8 +2,9 @@
 
 ``mcunas space sample SPACE --n N --seed S [--input-channels C --num-classes K]`` prints N
 architectures as JSON lines (Optuna RandomSampler(seed): the same seed gives the same lines).
-``mcunas space show ARCH.json [--json]`` prints the op graph of the int8 model as a table
-with MAC and parameter totals, or as JSON.
+``mcunas space show ARCH [--json]`` prints the op graph of the int8 model as a table with MAC
+and parameter totals, or as JSON; ARCH is an architecture JSON file (a name ending in ``.json``
+or containing ``/``) or a block string (``mcunas.spaces.parse_block_string``).
 """
 
 from __future__ import annotations
@@ -12,17 +13,21 @@ import argparse
 import json
 from typing import Any
 
+from mcunas.spaces.registry import SPACE_NAMES
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     actions = parser.add_subparsers(dest="space_command", metavar="ACTION", required=True)
     sample = actions.add_parser("sample", help="print random architectures of a space as JSON lines")
-    sample.add_argument("space", metavar="SPACE", help="space name: mobilenetv2 | mobilenetv1")
+    sample.add_argument("space", metavar="SPACE", help=f"space name: {' | '.join(SPACE_NAMES)}")
     sample.add_argument("--n", type=int, default=1, help="number of architectures (default 1)")
     sample.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     sample.add_argument("--input-channels", type=int, default=None, help="input image channels (default: the space's)")
     sample.add_argument("--num-classes", type=int, default=None, help="classifier outputs (default: the space's)")
-    show = actions.add_parser("show", help="print the op graph of an architecture JSON file")
-    show.add_argument("arch", metavar="ARCH.json", help="architecture file (e.g. a trial's arch.json)")
+    show = actions.add_parser("show", help="print the op graph of an architecture (JSON file or block string)")
+    show.add_argument(
+        "arch", metavar="ARCH", help="an architecture file (e.g. a trial's arch.json) or a block string (e.g. r32_in3-stem_k3_s2_c16-...)"
+    )
     show.add_argument("--json", action="store_true", help="print the graph as JSON instead of a table")
 
 
@@ -57,9 +62,9 @@ def _sample(args: argparse.Namespace) -> int:
 
 
 def _show(args: argparse.Namespace) -> int:
-    from mcunas.spaces import get_space, load_arch
+    from mcunas.spaces import get_space, read_arch
 
-    arch = load_arch(args.arch)
+    arch = read_arch(args.arch)
     graph = get_space(arch.space).graph(arch)
     rows = [_op_row(graph, index) for index in range(len(graph.ops))]
     if args.json:
@@ -113,4 +118,5 @@ def _shape(shape: list[int]) -> str:
 def _geometry(row: dict[str, Any]) -> str:
     if row["kernel"] is None:
         return ""
-    return f"{_shape(row['kernel'])}/{row['stride'][0]}/{row['padding']}"
+    stride = row["stride"]
+    return f"{_shape(row['kernel'])}/{stride[0] if stride[0] == stride[1] else _shape(stride)}/{row['padding']}"

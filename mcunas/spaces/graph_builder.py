@@ -1,17 +1,37 @@
 """The one place that turns layers into TFLite ops the way the export pipeline lowers them.
 
-:class:`GraphBuilder` appends int8 ops to a :class:`mcunas.graph.Graph` (NHWC, batch 1),
-computing output shapes and MACs. It encodes what PyTorch -> ONNX -> onnx2tf 1.28 -> TFLite
-converter (int8) produces, checked against exported models:
+:func:`build_graph` turns a :class:`~mcunas.spaces.spec.NetSpec` into a
+:class:`mcunas.graph.Graph` (NHWC, batch 1) through :class:`GraphBuilder`, which appends int8
+ops, computing output shapes and MACs. It encodes what PyTorch -> ONNX -> onnx2tf 1.28 -> TFLite
+converter (int8, TF 2.21) produces, checked against exported models (square and rectangular
+inputs, kernels and strides):
 
 * BatchNorm is folded: every convolution has an int32 bias ``(C_out,)``.
-* Convolutions pad ``p = k // 2`` on every side. The op has padding ``SAME`` when the output
-  keeps the input's spatial size (onnx2tf: every stride-1 conv, 1x1 kernels included, and a
-  strided conv on a 1x1 input), or when TensorFlow's SAME padding of that input equals
-  ``(p, p)`` (the converter folds the explicit pad into the conv: stride 2 on an odd size).
-  Otherwise (stride 2 on an even size) an explicit ``PAD`` (int32 paddings constant
-  ``(4, 2)``) precedes the conv, which has padding ``VALID``; a strided 1x1 conv (``p = 0``)
-  is ``VALID`` alone.
+* Padding (:func:`conv_geometry`, which the PyTorch builder uses too): a convolution pads each
+  axis symmetrically by ``p = ceil(t / 2)``, where ``t`` is the total padding of TensorFlow's
+  SAME convolution of that axis (size, kernel, stride). For odd kernels and strides 1 and 2
+  that is ``k // 2``; for an even kernel it is ``k / 2 - 1`` at stride 2 on an even size, else
+  ``k / 2``. The output is TensorFlow SAME's ``ceil(size / stride)`` except for an even kernel
+  at stride 1, whose output is one larger (no symmetric padding keeps the size). (Asymmetric
+  padding would need a separate ``nn.ZeroPad2d``, which onnx2tf lowers to ``PADV2``.)
+* How onnx2tf lowers that padding: a convolution whose output keeps the input's spatial size
+  (every stride-1 convolution of odd kernels, 1x1 included, and a strided one on a 1x1 map)
+  is a single ``SAME`` op. Otherwise onnx2tf pads explicitly, and the converter folds that pad
+  into a ``SAME`` op when TensorFlow's SAME padding of both axes equals ``(p, p)``: stride 2 on
+  odd sizes with odd kernels, even kernels at stride 2 whose SAME padding is symmetric (5x4
+  stride 2 on 15x6, 4x3 stride (2, 1) on 12x7), stride-1 axes of odd kernels next to such a
+  strided axis (3x3 stride (1, 2) on 3x7), ``p = 0`` axes. Else an explicit ``PAD`` (int32
+  paddings constant ``(4, 2)``, ``(p_h, p_w)`` on each side) precedes the op, which has padding
+  ``VALID``: stride 2 on an even size with an odd kernel, an even kernel at stride 1, and the
+  MLPerf Tiny DS-CNN stem (10x4 stride 2x2 on 49x10: PyTorch pads 5 rows on both sides where
+  SAME pads 4 and 5; PAD to 59x12, output 25x5). A convolution with ``p = 0`` on both axes
+  (1x1 kernels, 2x2 stride 2 on even sizes) is ``VALID`` alone.
+* Kernels and strides are (height, width) pairs; rectangular kernels lower like square ones,
+  for depthwise convolutions too. A depthwise convolution must have equal strides: onnx2tf
+  turns one with unequal strides into a grouped ``CONV_2D`` (:meth:`GraphBuilder.depthwise_conv2d`
+  refuses it). An even kernel on a 1-pixel axis at stride 2 would be lowered to SAME with
+  TensorFlow's padding, not PyTorch's: spaces must not produce it (dscnn's stem kernel is
+  never larger than its input).
 * ReLU / ReLU6 after a convolution are fused into it (``activation``).
 * Global average pooling is ``MEAN`` over H, W (int32 axes constant ``(2,)``) keeping dims,
   ``(1, 1, 1, C)``; it vanishes when the map already is 1x1. The flatten before the classifier
@@ -27,8 +47,10 @@ MACs: conv ``Ho*Wo*Co*KH*KW*Ci``; depthwise ``Ho*Wo*C*KH*KW``; fully connected
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Callable, NamedTuple
 
 from mcunas.graph.ir import Graph, Op, Tensor
+from mcunas.spaces.spec import LayerSpec, NetSpec, Pair
 
 # Per-channel (True) or per-tensor quantization of FULLY_CONNECTED weights; the TFLite
 # converter quantizes dense layers per channel unless told otherwise.
@@ -42,25 +64,46 @@ def tf_same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
     return total // 2, total - total // 2
 
 
-@lru_cache(maxsize=1024)
-def conv_geometry(height: int, width: int, kernel: int, stride: int) -> tuple[int, int, str, int, tuple[int, int], tuple[int, int]]:
-    """``(out_height, out_width, padding, explicit_pad, (kernel, kernel), (stride, stride))`` of a
-    convolution of a ``height x width`` input that pads ``kernel // 2``.
+class ConvGeometry(NamedTuple):
+    """How a convolution of a given input is padded and lowered (see the module doc).
 
-    ``padding`` is the op's ``SAME`` or ``VALID`` (see the module doc); ``explicit_pad`` is the
-    pixels of the ``PAD`` op that precedes a ``VALID`` convolution, 0 when there is none.
+    Attributes:
+        out_height, out_width: output size, pixels.
+        padding: the TFLite op's ``SAME`` or ``VALID``.
+        pad: (height, width) padding on each side, pixels: the PyTorch convolution's
+            ``padding``, and the explicit ``PAD`` op's when there is one.
+        explicit_pad: whether a ``PAD`` op precedes the (``VALID``) convolution.
+        kernel, stride: the (height, width) pairs (shared by ops of the same geometry).
+    """
+
+    out_height: int
+    out_width: int
+    padding: str
+    pad: Pair
+    explicit_pad: bool
+    kernel: Pair
+    stride: Pair
+
+
+@lru_cache(maxsize=1024)
+def conv_geometry(height: int, width: int, kernel: Pair, stride: Pair) -> ConvGeometry:
+    """Output size, padding and lowering of a convolution of a ``height x width`` input.
+
     Cached (a space uses a few dozen distinct geometries), so ops also share the kernel and
     stride pairs, which saves allocations.
     """
-    pad = kernel // 2
-    out_height = (height + 2 * pad - kernel) // stride + 1
-    out_width = (width + 2 * pad - kernel) // stride + 1
-    same_as_tf = pad > 0 and tf_same_padding(height, kernel, stride) == tf_same_padding(width, kernel, stride) == (pad, pad)
-    if (out_height, out_width) == (height, width) or same_as_tf:
-        padding, explicit_pad = "SAME", 0
+    before_h, after_h = tf_same_padding(height, kernel[0], stride[0])
+    before_w, after_w = tf_same_padding(width, kernel[1], stride[1])
+    pad_h = (before_h + after_h + 1) // 2
+    pad_w = (before_w + after_w + 1) // 2
+    out_height = (height + 2 * pad_h - kernel[0]) // stride[0] + 1
+    out_width = (width + 2 * pad_w - kernel[1]) // stride[1] + 1
+    folded = (pad_h or pad_w) and (before_h, after_h) == (pad_h, pad_h) and (before_w, after_w) == (pad_w, pad_w)
+    if (out_height, out_width) == (height, width) or folded:
+        padding, explicit_pad = "SAME", False
     else:
-        padding, explicit_pad = "VALID", pad
-    return out_height, out_width, padding, explicit_pad, (kernel, kernel), (stride, stride)
+        padding, explicit_pad = "VALID", bool(pad_h or pad_w)
+    return ConvGeometry(out_height, out_width, padding, (pad_h, pad_w), explicit_pad, kernel, stride)
 
 
 class GraphBuilder:
@@ -85,16 +128,20 @@ class GraphBuilder:
         self.graph.outputs = (output,)
         return self.graph
 
-    def conv2d(self, x: int, out_channels: int, kernel: int, stride: int, activation: str, name: str) -> int:
-        """Full convolution, square ``kernel``, padding ``kernel // 2``, bias, fused activation."""
+    def conv2d(self, x: int, layer: LayerSpec, name: str) -> int:
+        """A ``conv`` layer: full convolution, (height, width) kernel and stride, bias, fused activation."""
         in_channels = self._tensors[x].shape[3]
-        weights_shape = (out_channels, kernel, kernel, in_channels)
-        return self._convolution("CONV_2D", x, weights_shape, out_channels, kernel, stride, activation, name, in_channels)
+        kernel = layer.kernel
+        weights_shape = (layer.out_channels, kernel[0], kernel[1], in_channels)
+        return self._convolution("CONV_2D", x, weights_shape, layer, name, in_channels)
 
-    def depthwise_conv2d(self, x: int, kernel: int, stride: int, activation: str, name: str) -> int:
-        """Depthwise convolution (channel multiplier 1), padding ``kernel // 2``, bias, fused activation."""
-        channels = self._tensors[x].shape[3]
-        return self._convolution("DEPTHWISE_CONV_2D", x, (1, kernel, kernel, channels), channels, kernel, stride, activation, name, 1)
+    def depthwise_conv2d(self, x: int, layer: LayerSpec, name: str) -> int:
+        """A ``depthwise`` layer: channel multiplier 1, equal strides, bias, fused activation."""
+        if layer.stride[0] != layer.stride[1]:
+            raise ValueError(f"{name}: a depthwise convolution needs equal strides, got {layer.stride}")
+        kernel = layer.kernel
+        weights_shape = (1, kernel[0], kernel[1], self._tensors[x].shape[3])
+        return self._convolution("DEPTHWISE_CONV_2D", x, weights_shape, layer, name, 1)
 
     def add(self, a: int, b: int, name: str) -> int:
         """Element-wise ``a + b`` of two same-shape activations (residual connection)."""
@@ -136,16 +183,7 @@ class GraphBuilder:
         return index
 
     def _convolution(
-        self,
-        kind: str,
-        x: int,
-        weights_shape: tuple[int, int, int, int],
-        out_channels: int,
-        kernel: int,
-        stride: int,
-        activation: str,
-        name: str,
-        channels_per_output: int,
+        self, kind: str, x: int, weights_shape: tuple[int, int, int, int], layer: LayerSpec, name: str, channels_per_output: int
     ) -> int:
         """Shared part of conv2d/depthwise: weights, padding convention, bias, output shape, MACs.
 
@@ -155,20 +193,48 @@ class GraphBuilder:
         the kernel area here.
         """
         _, height, width, _ = self._tensors[x].shape
-        out_height, out_width, padding, explicit_pad, kernel_pair, stride_pair = conv_geometry(height, width, kernel, stride)
+        geometry = conv_geometry(height, width, layer.kernel, layer.stride)
+        out_channels = weights_shape[0] if kind == "CONV_2D" else weights_shape[3]
         weights = self._tensor(name + "/weights", weights_shape, "int8", True, out_channels)
-        if explicit_pad:
-            x = self._pad(x, explicit_pad, name)
+        if geometry.explicit_pad:
+            x = self._pad(x, geometry.pad, name)
         bias = self._tensor(name + "/bias", (out_channels,), "int32", True, out_channels)
+        out_height, out_width = geometry.out_height, geometry.out_width
         out = self._tensor(name + "/output", (1, out_height, out_width, out_channels), "int8", False, 1)
-        macs = out_height * out_width * out_channels * kernel * kernel * channels_per_output
-        self._ops.append(Op(kind, (x, weights, bias), (out,), kernel_pair, stride_pair, padding, activation, macs))
+        kernel = geometry.kernel
+        macs = out_height * out_width * out_channels * kernel[0] * kernel[1] * channels_per_output
+        self._ops.append(Op(kind, (x, weights, bias), (out,), kernel, geometry.stride, geometry.padding, layer.activation, macs))
         return out
 
-    def _pad(self, x: int, pad: int, name: str) -> int:
-        """Explicit zero ``PAD`` of ``pad`` pixels on each side of H and W."""
+    def _pad(self, x: int, pad: Pair, name: str) -> int:
+        """Explicit zero ``PAD`` of ``pad`` = (height, width) pixels on each side."""
         _, height, width, channels = self._tensors[x].shape
         paddings = self._tensor(name + "/paddings", (4, 2), "int32", True, 0)
-        out = self._tensor(name + "/padded", (1, height + 2 * pad, width + 2 * pad, channels), "int8", False, 1)
+        out = self._tensor(name + "/padded", (1, height + 2 * pad[0], width + 2 * pad[1], channels), "int8", False, 1)
         self._ops.append(Op("PAD", (x, paddings), (out,), None, None, None, "NONE", 0))
         return out
+
+
+# Layer kind -> the GraphBuilder method that appends its ops (one entry per spec.LAYER_KINDS).
+LAYER_EMITTERS: dict[str, Callable[[GraphBuilder, int, LayerSpec, str], int]] = {
+    "conv": GraphBuilder.conv2d,
+    "depthwise": GraphBuilder.depthwise_conv2d,
+}
+
+
+def build_graph(net: NetSpec) -> Graph:
+    """The op graph of the int8 TFLite model that export produces for ``net``."""
+    builder = GraphBuilder(net.name)
+    x = builder.input(net.input_size[0], net.input_size[1], net.input_channels)
+    emitters = LAYER_EMITTERS
+    x = emitters[net.stem.kind](builder, x, net.stem, net.stem.name)
+    for block in net.blocks:
+        out = x
+        prefix = block.name + "."
+        for layer in block.layers:
+            out = emitters[layer.kind](builder, out, layer, prefix + layer.name)
+        if block.residual:
+            out = builder.add(out, x, f"{block.name}.add")
+        x = out
+    x = builder.global_average_pool(x, "pool")
+    return builder.finish(builder.fully_connected(x, net.num_classes, "classifier"))

@@ -1,74 +1,103 @@
-"""PyTorch building blocks of the spaces (imported only by ``Space.build``).
+"""The PyTorch model of a :class:`~mcunas.spaces.spec.NetSpec` (imported only by ``Space.build``).
 
-Every convolution is ``Conv2d(bias=False, padding=k // 2) -> BatchNorm2d -> activation`` so
-that export folds the BatchNorm into a biased, int8 TFLite convolution with the activation
-fused. Activation names are those of the graph IR: ``"NONE"``, ``"RELU"``, ``"RELU6"``.
-Models take NCHW float input and return logits (no softmax).
+Every layer is ``Conv2d(bias=False, padding=p) -> BatchNorm2d -> activation`` so that export
+folds the BatchNorm into a biased, int8 TFLite convolution with the activation fused; ``p`` is
+the symmetric padding of :func:`mcunas.spaces.graph_builder.conv_geometry` (the convention the
+op graph models). Activation names are those of the graph IR: ``"NONE"``, ``"RELU"``,
+``"RELU6"``. Models take NCHW float input and return logits (no softmax).
+
+Module names follow the spec: ``stem``, ``blocks.<i>.<layer name>``, ``classifier``.
 """
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Callable
 
 import torch
 from torch import nn
+
+from mcunas.spaces.graph_builder import conv_geometry
+from mcunas.spaces.spec import BlockSpec, LayerSpec, NetSpec, Pair
 
 _ACTIVATIONS = {"NONE": nn.Identity, "RELU": nn.ReLU, "RELU6": nn.ReLU6}
 
 
 class ConvBnAct(nn.Sequential):
-    """Square convolution with 'same'-style padding ``kernel // 2``, BatchNorm, activation."""
+    """Convolution (symmetric ``padding``, no bias), BatchNorm, activation."""
 
     def __init__(
-        self, in_channels: int, out_channels: int, kernel: int, stride: int, activation: str, groups: int = 1
+        self, in_channels: int, out_channels: int, kernel: Pair, stride: Pair, padding: Pair, activation: str, groups: int = 1
     ):
         super().__init__(
-            nn.Conv2d(in_channels, out_channels, kernel, stride, kernel // 2, groups=groups, bias=False),
+            nn.Conv2d(in_channels, out_channels, kernel, stride, padding, groups=groups, bias=False),
             nn.BatchNorm2d(out_channels),
             _ACTIVATIONS[activation](),
         )
 
 
-class InvertedResidual(nn.Module):
-    """MobileNetV2 block: [1x1 expand] -> kxk depthwise -> 1x1 linear projection [+ input].
+def _conv(layer: LayerSpec, in_channels: int, padding: Pair) -> nn.Module:
+    return ConvBnAct(in_channels, layer.out_channels, layer.kernel, layer.stride, padding, layer.activation)
 
-    The expansion convolution is omitted for ``expansion == 1``; ``residual`` adds the input
-    (the caller decides: stride 1 and equal channels).
-    """
 
-    def __init__(self, in_channels: int, out_channels: int, kernel: int, stride: int, expansion: int, residual: bool):
+def _depthwise(layer: LayerSpec, in_channels: int, padding: Pair) -> nn.Module:
+    return ConvBnAct(in_channels, in_channels, layer.kernel, layer.stride, padding, layer.activation, groups=in_channels)
+
+
+# Layer kind -> its module, from (spec, input channels, padding) (one entry per spec.LAYER_KINDS).
+LAYER_MODULES: dict[str, Callable[[LayerSpec, int, Pair], nn.Module]] = {
+    "conv": _conv,
+    "depthwise": _depthwise,
+}
+
+
+class _Shape:
+    """Channels and spatial size of the activation flowing through the model under construction."""
+
+    def __init__(self, channels: int, size: Pair):
+        self.channels = channels
+        self.size = size
+
+    def layer(self, layer: LayerSpec) -> nn.Module:
+        """The module of ``layer`` applied to the current activation; advances the shape."""
+        geometry = conv_geometry(self.size[0], self.size[1], layer.kernel, layer.stride)
+        module = LAYER_MODULES[layer.kind](layer, self.channels, geometry.pad)
+        self.channels = layer.out_channels
+        self.size = (geometry.out_height, geometry.out_width)
+        return module
+
+
+class SpecBlock(nn.Module):
+    """The layers of a :class:`BlockSpec` in sequence, plus the input when ``residual``."""
+
+    def __init__(self, block: BlockSpec, shape: _Shape):
         super().__init__()
-        mid_channels = in_channels * expansion
-        self.expand = ConvBnAct(in_channels, mid_channels, 1, 1, "RELU6") if expansion != 1 else nn.Identity()
-        self.depthwise = ConvBnAct(mid_channels, mid_channels, kernel, stride, "RELU6", groups=mid_channels)
-        self.project = ConvBnAct(mid_channels, out_channels, 1, 1, "NONE")
-        self.residual = residual
+        for layer in block.layers:
+            self.add_module(layer.name, shape.layer(layer))
+        self.residual = block.residual
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.project(self.depthwise(self.expand(x)))
+        out = x
+        for layer in self.children():
+            out = layer(out)
         return out + x if self.residual else out
 
 
-class DepthwiseSeparable(nn.Sequential):
-    """MobileNetV1 / DS-CNN block: kxk depthwise -> 1x1 pointwise, both with activation."""
-
-    def __init__(self, in_channels: int, out_channels: int, kernel: int, stride: int, activation: str):
-        super().__init__(
-            ConvBnAct(in_channels, in_channels, kernel, stride, activation, groups=in_channels),
-            ConvBnAct(in_channels, out_channels, 1, 1, activation),
-        )
-
-
-class StagedNet(nn.Module):
+class SpecNet(nn.Module):
     """``stem -> blocks -> global average pool -> flatten -> linear`` (logits)."""
 
-    def __init__(self, stem: nn.Module, blocks: Sequence[nn.Module], features: int, num_classes: int):
+    def __init__(self, net: NetSpec):
         super().__init__()
-        self.stem = stem
-        self.blocks = nn.Sequential(*blocks)
+        shape = _Shape(net.input_channels, net.input_size)
+        self.stem = shape.layer(net.stem)
+        self.blocks = nn.Sequential(*[SpecBlock(block, shape) for block in net.blocks])
         self.pool = nn.AdaptiveAvgPool2d(1)
-        self.classifier = nn.Linear(features, num_classes)
+        self.classifier = nn.Linear(shape.channels, net.num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.pool(self.blocks(self.stem(x)))
         return self.classifier(torch.flatten(x, 1))
+
+
+def build_module(net: NetSpec) -> nn.Module:
+    """The PyTorch model of ``net`` (NCHW float input of ``net.input_size``, logits), freshly initialized."""
+    return SpecNet(net)

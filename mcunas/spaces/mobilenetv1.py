@@ -1,28 +1,25 @@
-"""``mobilenetv1``: a DS-CNN style space of depthwise-separable blocks.
+"""``mobilenetv1``: a space of depthwise-separable blocks on square images.
 
 Network: stem conv -> stages of (kxk depthwise + BN + act, 1x1 pointwise + BN + act) blocks ->
 MEAN -> linear. Searched: input resolution, stem width (and kernel if several are given), width
 and depth of each stage, and per block the depthwise kernel size. The activation (``relu`` or
 ``relu6``) is an option recorded in the Arch. Defaults suit 1-channel inputs (spectrograms,
-MNIST). Block string stage token: ``ds_r{depth}_k{kernels}_s{stride}_c{channels}``; the
-activation is not part of the block string.
+MNIST). Block string: the activation token (``relu`` | ``relu6``) after the input token, stage
+tokens ``ds_r{depth}_k{kernels}_s{stride}_c{channels}``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, Mapping
+from typing import Any, ClassVar, Mapping
 
-from mcunas.errors import ArchitectureError
-from mcunas.spaces.arch import BlockSlot, StagedArch
+from mcunas.spaces.arch import ArchFieldError, BlockSlot, StagedArch
 from mcunas.spaces.base import StagedSpace
-from mcunas.spaces.graph_builder import GraphBuilder
+from mcunas.spaces.blocks import depthwise_separable
 from mcunas.spaces.options import OptionReader
+from mcunas.spaces.spec import BlockSpec
 
-if TYPE_CHECKING:
-    from torch import nn
-
-# Option/Arch value -> fused activation name of the graph IR (and of mcunas.spaces.layers).
+# Option/Arch value -> fused activation name of the graph IR (and of LayerSpec.activation).
 ACTIVATIONS: dict[str, str] = {"relu": "RELU", "relu6": "RELU6"}
 
 
@@ -42,8 +39,9 @@ class MobileNetV1Arch(StagedArch):
     def _validate(self) -> None:
         super()._validate()
         if not isinstance(self.activation, str) or self.activation not in ACTIVATIONS:
-            raise ArchitectureError(
-                f"{self.space} arch field 'activation': expected one of {list(ACTIVATIONS)}, got {self.activation!r}"
+            raise ArchFieldError(
+                f"{self.space} arch field 'activation': expected one of {list(ACTIVATIONS)}, got {self.activation!r}",
+                "activation",
             )
 
 
@@ -78,14 +76,5 @@ class MobileNetV1Space(StagedSpace[MobileNetV1Arch]):
     def _stem_activation(self, arch: MobileNetV1Arch) -> str:
         return ACTIVATIONS[arch.activation]
 
-    def _build_block(self, arch: MobileNetV1Arch, slot: BlockSlot) -> "nn.Module":
-        from mcunas.spaces.layers import DepthwiseSeparable
-
-        kernel = arch.block_kernels[slot.stage][slot.index]
-        return DepthwiseSeparable(slot.in_channels, slot.out_channels, kernel, slot.stride, ACTIVATIONS[arch.activation])
-
-    def _emit_block(self, builder: GraphBuilder, x: int, arch: MobileNetV1Arch, slot: BlockSlot) -> int:
-        kernel = arch.block_kernels[slot.stage][slot.index]
-        activation = ACTIVATIONS[arch.activation]
-        x = builder.depthwise_conv2d(x, kernel, slot.stride, activation, f"{slot.name}.depthwise")
-        return builder.conv2d(x, slot.out_channels, 1, 1, activation, f"{slot.name}.pointwise")
+    def _block_layers(self, arch: MobileNetV1Arch, slot: BlockSlot) -> BlockSpec:
+        return depthwise_separable(slot, arch.block_kernels[slot.stage][slot.index], ACTIVATIONS[arch.activation])

@@ -9,15 +9,13 @@ Block string stage token: ``ir_r{depth}_k{kernels}_e{expansions}_s{stride}_c{cha
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, Mapping
+from typing import Any, ClassVar, Mapping
 
-from mcunas.spaces.arch import EXPANSION_RANGE, BlockSlot, StagedArch, check_block_table, stage_digits
+from mcunas.spaces.arch import EXPANSION_RANGE, BlockSlot, StagedArch, check_block_table
 from mcunas.spaces.base import StagedSpace
-from mcunas.spaces.graph_builder import GraphBuilder
+from mcunas.spaces.blocks import inverted_residual
 from mcunas.spaces.options import OptionReader
-
-if TYPE_CHECKING:
-    from torch import nn
+from mcunas.spaces.spec import BlockSpec
 
 
 @dataclass(frozen=True)
@@ -31,15 +29,13 @@ class MobileNetV2Arch(StagedArch):
 
     space: ClassVar[str] = "mobilenetv2"
     block_prefix: ClassVar[str] = "ir"
+    block_fields: ClassVar[tuple[tuple[str, str], ...]] = (("k", "block_kernels"), ("e", "block_expansions"))
 
     block_expansions: tuple[tuple[int, ...], ...]
 
     def _validate(self) -> None:
         super()._validate()
         check_block_table(self.space, "block_expansions", self.block_expansions, self.depths, EXPANSION_RANGE)
-
-    def _stage_extra(self, stage: int) -> str:
-        return f"_e{stage_digits(self.block_expansions[stage])}"
 
 
 class MobileNetV2Space(StagedSpace[MobileNetV2Arch]):
@@ -75,27 +71,7 @@ class MobileNetV2Space(StagedSpace[MobileNetV2Arch]):
     def _stem_activation(self, arch: MobileNetV2Arch) -> str:
         return "RELU6"
 
-    def _build_block(self, arch: MobileNetV2Arch, slot: BlockSlot) -> "nn.Module":
-        from mcunas.spaces.layers import InvertedResidual
-
-        return InvertedResidual(
-            slot.in_channels,
-            slot.out_channels,
-            arch.block_kernels[slot.stage][slot.index],
-            slot.stride,
-            arch.block_expansions[slot.stage][slot.index],
-            slot.residual,
+    def _block_layers(self, arch: MobileNetV2Arch, slot: BlockSlot) -> BlockSpec:
+        return inverted_residual(
+            slot, arch.block_kernels[slot.stage][slot.index], arch.block_expansions[slot.stage][slot.index]
         )
-
-    def _emit_block(self, builder: GraphBuilder, x: int, arch: MobileNetV2Arch, slot: BlockSlot) -> int:
-        kernel = arch.block_kernels[slot.stage][slot.index]
-        expansion = arch.block_expansions[slot.stage][slot.index]
-        name = slot.name
-        out = x
-        if expansion != 1:
-            out = builder.conv2d(out, slot.in_channels * expansion, 1, 1, "RELU6", f"{name}.expand")
-        out = builder.depthwise_conv2d(out, kernel, slot.stride, "RELU6", f"{name}.depthwise")
-        out = builder.conv2d(out, slot.out_channels, 1, 1, "NONE", f"{name}.project")
-        if slot.residual:
-            out = builder.add(out, x, f"{name}.add")
-        return out

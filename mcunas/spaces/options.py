@@ -37,13 +37,22 @@ def _integer(key: str, value: Any, bounds: tuple[int, int], allowed: Sequence[in
     return value
 
 
-def _integer_choices(key: str, value: Any, bounds: tuple[int, int], allowed: Sequence[int] = ()) -> tuple[int, ...]:
-    if not isinstance(value, (list, tuple)) or not value:
-        _fail(key, "expected a non-empty list of integers", value)
-    choices = tuple(_integer(f"{key}[{i}]", item, bounds, allowed) for i, item in enumerate(value))
+def _pair(key: str, value: Any, bounds: tuple[int, int], allowed: Sequence[int] = ()) -> tuple[int, int]:
+    if not isinstance(value, (list, tuple)) or len(value) != 2:
+        _fail(key, "expected [height, width]", value)
+    return (_integer(f"{key}[0]", value[0], bounds, allowed), _integer(f"{key}[1]", value[1], bounds, allowed))
+
+
+def _distinct(key: str, choices: tuple[Any, ...], value: Any) -> tuple[Any, ...]:
     if len(set(choices)) != len(choices):
         _fail(key, "expected distinct choices", value)
     return choices
+
+
+def _integer_choices(key: str, value: Any, bounds: tuple[int, int], allowed: Sequence[int] = ()) -> tuple[int, ...]:
+    if not isinstance(value, (list, tuple)) or not value:
+        _fail(key, "expected a non-empty list of integers", value)
+    return _distinct(key, tuple(_integer(f"{key}[{i}]", item, bounds, allowed) for i, item in enumerate(value)), value)
 
 
 class OptionReader:
@@ -66,6 +75,19 @@ class OptionReader:
     ) -> tuple[int, ...]:
         """A non-empty list of distinct ints, each within ``bounds`` (and ``allowed`` if given)."""
         return _integer_choices(key, self._take(key, default), bounds, allowed)
+
+    def pair(self, key: str, default: Sequence[int], bounds: tuple[int, int], allowed: Sequence[int] = ()) -> tuple[int, int]:
+        """A ``[height, width]`` pair of ints, each within ``bounds`` (and ``allowed`` if given)."""
+        return _pair(key, self._take(key, default), bounds, allowed)
+
+    def pair_choices(
+        self, key: str, default: Sequence[Sequence[int]], bounds: tuple[int, int], allowed: Sequence[int] = ()
+    ) -> tuple[tuple[int, int], ...]:
+        """A non-empty list of distinct ``[height, width]`` pairs (see :meth:`pair`)."""
+        value = self._take(key, default)
+        if not isinstance(value, (list, tuple)) or not value:
+            _fail(key, "expected a non-empty list of [height, width] pairs", value)
+        return _distinct(key, tuple(_pair(f"{key}[{i}]", item, bounds, allowed) for i, item in enumerate(value)), value)
 
     def string(self, key: str, default: str, allowed: Sequence[str]) -> str:
         value = self._take(key, default)
