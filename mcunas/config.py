@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 
 from mcunas.errors import ConfigError, McunasError
 from mcunas.estimators import load_board
+from mcunas.estimators.budget import LATENCY_BOUNDS
 from mcunas.estimators.runtime import DEFAULT_RUNTIME, RUNTIMES
 from mcunas.spaces import get_space
 
@@ -108,6 +109,8 @@ class ConstraintsConfig(_Section):
     """Limits besides the board's SRAM and flash budgets."""
 
     max_latency_ms: float | None = Field(default=None, gt=0.0)
+    # point: the ceiling limits the latency estimate; upper: the upper end of its interval
+    latency_bound: Literal[tuple(LATENCY_BOUNDS)] = "point"  # type: ignore[valid-type]
 
 
 class SearchConfig(_Section):
