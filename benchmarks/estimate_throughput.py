@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         "  flash (model + runtime code)": lambda: [
             (flash.model_bytes(g), flash.runtime_code_bytes(g.op_kinds(), kernels, board.core)) for g in graphs
         ],
-        "  latency": lambda: [profile.graph_cycles(g) for g in graphs],
+        "  latency": lambda: [profile.estimate(g, board) for g in graphs],
     }
     ops = sum(len(g.ops) for g in graphs) / n
     print(f"machine: {platform.machine()} {platform.processor() or ''} {os.cpu_count()} CPUs, Python {platform.python_version()}, pinned to 1 CPU")

@@ -1,242 +1,495 @@
-"""Fit the packaged latency profiles from the MLPerf Tiny data; print coefficients and errors.
+"""Rebuild every packaged latency profile from the data; print the fit's error tables (markdown).
 
     .venv/bin/python benchmarks/latency_fit.py [--data DIR] [--write]
 
-Data (``../shared/reference-models/mlperf-tiny``, see its README.md):
+Data (``../shared/reference-models``, see the READMEs there; nothing here is typed in by hand):
 
-1. executed Cortex-M4 instructions per TFLM op for 4 int8 models and 2 kernel builds (QEMU):
-   per-op cost coefficients in *instructions* per MAC / element / op, by op class
-   (:func:`mcunas.estimators.calibrate.fit_op_costs`);
-2. the published MLPerf Tiny v0.5 latencies on NUCLEO-L4R5ZI (Cortex-M4 at 120 MHz, TFLM with
-   CMSIS-NN): one cycles-per-instruction factor, so that predicted milliseconds match.
+* executed Cortex-M4 instructions per TFLM op, CMSIS-NN and reference builds (QEMU):
+  ``mlperf-tiny/cortex-m4-instruction-counts.json`` (4 MLPerf Tiny models) and
+  ``latency/space-instruction-counts.json`` (16 models of the mcunas spaces, graphs from
+  ``latency/space-archs/*.json`` through ``Space.graph``);
+* ``latency/measurements.csv``: 12 published whole-model latencies on 6 boards.
 
-Reported: the coefficients, the in-sample error and the leave-one-model-out (LOMO) error per
-model (both fits redone without the model, then its latency predicted). ``--write`` writes
-``mcunas/estimators/profiles/<core>-<runtime>.json`` for every core family, the other cores
-derived from the Cortex-M4 fit with the relative factors in :data:`CORE_FACTORS`.
+Level 1 fits the instruction coefficients of every kernel class per library
+(:func:`mcunas.estimators.instructions.fit_instructions`). Level 2 fits, on the measurements,
+cycles per instruction (one per core group; Cortex-M4 and -M33 share one, scaled by their
+CoreMark/MHz), the code bytes fetched from flash per instruction of the convolution kernels
+past ST's 1 KB ART cache (only boards with such a cache identify it), and one kernel-vintage
+factor for the 2020 kernels of MLPerf Tiny v0.5 (identified by the FC-only model against the
+CNNs on the same board): least squares on relative errors. Reported: per-op instruction errors
+per class (in-sample, leave-one-model-out), whole-model latency errors in-sample,
+leave-one-model-out (LOMO: the model's instruction counts and all its measurements removed) and
+leave-one-board-out (LOBO), interval coverage, the coefficients. ``--write`` writes
+``mcunas/estimators/profiles/<core>-<runtime>.json`` for every core and runtime.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import json
+import math
+import re
 import sys
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+
+import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from mcunas.estimators.calibrate import fit_op_costs, fit_scale, save_profile  # noqa: E402
-from mcunas.estimators.latency import CLASSES, TERMS, Profile  # noqa: E402
+from mcunas.estimators.board import Board, load_board  # noqa: E402
+from mcunas.estimators.calibrate import save_profile  # noqa: E402
+from mcunas.estimators.instructions import (  # noqa: E402
+    FETCH_CLASSES,
+    complete_classes,
+    fit_instructions,
+    memcpy_tie,
+    nonnegative_least_squares,
+)
+from mcunas.estimators.kernels import CLASS_TERMS, LIBRARIES, MEASURED_CLASSES, op_terms  # noqa: E402
+from mcunas.estimators.latency import LOOP_CACHE_BYTES, ClassCost, Interval, Profile  # noqa: E402
 from mcunas.graph.tflite import read_tflite  # noqa: E402
+from mcunas.spaces import get_space, load_arch  # noqa: E402
 
-MODELS = ("ad01_int8", "kws_ref_model", "pretrainedResnet_quant", "vww_96_int8")
-BUILDS = {"tflm-cmsis-nn": "cmsis-nn", "tflm-reference": "reference"}
-
-# MLPerf Tiny v0.5 closed/reference, NUCLEO-L4R5ZI, TFLM v2.3.1 TAGS=cmsis-nn: 1000 / median
-# throughput (mlcommons/tiny_results_v0.5, results/Nucleo-L4R5ZI/<task>/performance/results.txt).
-PUBLISHED_MS = {"ad01_int8": 10.05, "kws_ref_model": 181.9, "pretrainedResnet_quant": 704.2, "vww_96_int8": 600.6}
-PUBLISHED_CLOCK_MHZ = 120.0
-PUBLISHED_SOURCE = "mlcommons/tiny_results_v0.5 closed/reference Nucleo-L4R5ZI (TFLM v2.3.1, CMSIS-NN, 120 MHz)"
-
-# CoreMark/MHz as published by Arm ("Arm Cortex-M processor comparison table",
-# https://developer.arm.com/documentation/102787/latest): a measure of cycles per unit of
-# plain C work relative to the Cortex-M4.
-COREMARK_PER_MHZ = {"cortex-m0plus": 2.46, "cortex-m4": 3.42, "cortex-m7": 5.01, "cortex-m33": 4.02}
+BUILDS = {"cmsis-nn": "cmsis-nn", "reference": "reference"}  # instruction-count build -> library
+BOARD_SLUGS = {
+    "NUCLEO-L4R5ZI": "nucleo-l4r5zi",
+    "NUCLEO-F446RE": "nucleo-f446re",
+    "NUCLEO-F746ZG": "nucleo-f746zg",
+    "EK-RA6M4": "ek-ra6m4",
+    "EK-RA8D1": "ek-ra8d1",
+    "ESP32-S3-DevKitC-1": "esp32-s3-devkitc-1",
+}
+# The instruction model that stands for a runtime's kernels: ESP-NN (no instruction data) is
+# costed by the CMSIS-NN model, the closest SIMD library (same 1x1 / 3x3-depthwise fast paths).
+RUNTIME_LIBRARY = {"tflm-cmsis-nn": "cmsis-nn", "tflm-reference": "reference", "tflm-esp-nn": "cmsis-nn"}
+# CoreMark/MHz, Arm "Cortex-M processor comparison table", https://developer.arm.com/documentation/102787/latest
+COREMARK_PER_MHZ = {"cortex-m0plus": 2.46, "cortex-m4": 3.42, "cortex-m7": 5.01, "cortex-m33": 4.02,
+                    "cortex-m55": 4.2, "cortex-m85": 6.28}
 COREMARK_SOURCE = "Arm Cortex-M processor comparison table, https://developer.arm.com/documentation/102787/latest"
-# MCUNet (mit-han-lab/tinyengine README): on STM32H743 (Cortex-M7, 480 MHz) its int8 models ran
-# about 11x faster with CMSIS-NN than with TFLM reference kernels (mcunet-vww1 1120 vs 97 ms).
-M7_REFERENCE_OVER_CMSIS = 11.0
-M7_RATIO_PROXY = "vww_96_int8"  # a MobileNet of the MCUNet-VWW family, to turn 11x into a factor
+# Core group of a measurement: Armv7E-M/Armv8-M mainline cores with the DSP extension run the
+# same CMSIS-NN code paths on 3-stage pipelines; one parameter, scaled by CoreMark/MHz.
+GROUPS = {("cortex-m4", "tflm-cmsis-nn"): "v7m", ("cortex-m33", "tflm-cmsis-nn"): "v7m",
+          ("cortex-m7", "tflm-cmsis-nn"): "m7", ("cortex-m85", "tflm-cmsis-nn"): "m85",
+          ("xtensa-lx7", "tflm-esp-nn"): "lx7-esp-nn", ("xtensa-lx7", "tflm-reference"): "lx7-reference"}
+PARAMETERS = ("v7m", "fetch", "m7", "m85", "lx7-esp-nn", "lx7-reference")
+OLD_VINTAGE = "2020"  # kernels older than the ones of 2021 get the fitted factor
 
 
-def load_data(data_dir: Path) -> tuple[dict, dict]:
-    """Graphs by model, and per-op instruction counts by (runtime, model)."""
-    graphs = {m: read_tflite(data_dir / f"{m}.tflite") for m in MODELS}
-    records = json.loads((data_dir / "cortex-m4-instruction-counts.json").read_text())["records"]
-    counts = {}
-    for record in records:
-        runtime = next(r for r, b in BUILDS.items() if b == record["build"])
-        ops = record["ops"]
-        graph = graphs[record["model"]]
-        kinds = [op.kind for op in graph.ops]
-        if kinds != [op["tag"] for op in ops]:
-            raise SystemExit(f"{record['model']}: op kinds of the file and of the instruction counts differ")
-        counts[runtime, record["model"]] = [op["instructions"] for op in ops]
-    return graphs, counts
+def group_scale(core: str) -> float:
+    """Cycles per instruction of ``core`` relative to the v7m group's parameter (the Cortex-M33)."""
+    return COREMARK_PER_MHZ["cortex-m33"] / COREMARK_PER_MHZ[core] if core in ("cortex-m4", "cortex-m33") else 1.0
 
 
-def fit_instructions(graphs: dict, counts: dict, models: tuple[str, ...]) -> tuple[dict, list[str]]:
-    """Instruction coefficients per runtime (all classes), and the assumptions used to fill gaps."""
-    fitted = {r: fit_op_costs([(graphs[m], counts[r, m]) for m in models], r) for r in BUILDS}
-    notes = []
-    reference = fitted["tflm-reference"]
-    for runtime, table in fitted.items():
-        if "mean" not in table and "pool" in reference:
-            table["mean"] = reference["pool"]
-        if "pad" not in table and "pool" in reference and "reshape" in reference:
-            per_element = reference["pool"][TERMS.index("per_input_element")]
-            table["pad"] = _coefficients(per_op=reference["reshape"][0], per_output_element=per_element)
-        if "other" not in table and "add" in table and "reshape" in reference:
-            per_element = table["add"][TERMS.index("per_output_element")]
-            table["other"] = _coefficients(per_op=reference["reshape"][0], per_output_element=per_element)
-        missing = [c for c in CLASSES if c not in table]
-        for name in missing:  # only in LOMO fits: a class seen in one model only
-            table[name] = fitted["tflm-reference"].get(name) or _coefficients()
-    notes.append("MEAN (no MEAN in the data): TFLM's portable MEAN kernel (CMSIS-NN has none) costed as the "
-                 "reference AVERAGE_POOL_2D fit per input/output element")
-    notes.append("PAD (no PAD in the data): per op as RESHAPE, per output element as one reference pooling "
-                 "input element (a load, a store and loop bookkeeping)")
-    notes.append("other op kinds: per output element as ADD (an element-wise op with requantization), per op "
-                 "as RESHAPE (the smallest measured op: the interpreter's dispatch cost)")
-    notes.append("DEPTHWISE_CONV_2D: only 3x3 kernels in the data; other kernel sizes scale with MACs")
-    return fitted, notes
+@dataclass
+class Measurement:
+    model: str
+    board: Board
+    runtime: str
+    measured_ms: float
+    vintage: str
+    version: str
+    source: str
+
+    @property
+    def key(self) -> str:
+        return f"{self.model}@{self.board.name}/{self.runtime}"
 
 
-def _coefficients(**values: float) -> tuple[float, ...]:
-    return tuple(float(values.get(term, 0.0)) for term in TERMS)
+def load_data(data: Path) -> tuple[dict, dict, list[Measurement]]:
+    """Graphs by model, instruction counts by (library, model), the measurements."""
+    graphs, counts = {}, {}
+    files = [(data / "mlperf-tiny" / "cortex-m4-instruction-counts.json", None),
+             (data / "latency" / "space-instruction-counts.json", data / "latency" / "space-archs")]
+    for path, archs in files:
+        for record in json.loads(path.read_text())["records"]:
+            model = record["model"]
+            if model not in graphs:
+                if archs is None:
+                    graphs[model] = read_tflite(data / "mlperf-tiny" / f"{model}.tflite")
+                else:
+                    arch = load_arch(archs / f"{model}.json")
+                    graphs[model] = get_space(arch.space).graph(arch)
+            if [op.kind for op in graphs[model].ops] != [op["tag"] for op in record["ops"]]:
+                raise SystemExit(f"{model}: op kinds of the graph and of the instruction counts differ")
+            counts[BUILDS[record["build"]], model] = [op["instructions"] for op in record["ops"]]
+    measurements = []
+    folder = data / "latency"
+    with (folder / "measurements.csv").open(newline="") as handle:
+        for row in csv.DictReader(handle):
+            model = Path(row["model_file"]).stem
+            if model not in graphs:
+                graphs[model] = read_tflite(folder / row["model_file"])
+            year = re.search(r"\b(20\d\d)\b", row["runtime_version"])
+            vintage = OLD_VINTAGE if year and int(year.group(1)) <= int(OLD_VINTAGE) else "current"
+            measurements.append(Measurement(model, load_board(BOARD_SLUGS[row["board"]]), row["runtime"],
+                                            float(row["measured_ms"]), vintage, row["runtime_version"], row["source"]))
+    return graphs, counts, measurements
 
 
-def predicted_instructions(table: dict, graph) -> float:
-    return Profile("fit", "tflm-cmsis-nn", table).graph_cycles(graph)
+# ---- level 1: instructions -------------------------------------------------------------------
+
+def fit_all(graphs: dict, counts: dict, models: list[str]) -> dict:
+    """library -> class -> coefficients, fitted on ``models`` (RESHAPE tied to the memcpy rate)."""
+    def samples(lib: str) -> list:
+        return [(graphs[m], counts[lib, m]) for m in models if (lib, m) in counts]
+
+    cmsis = fit_instructions(samples("cmsis-nn"), "cmsis-nn")
+    tie = memcpy_tie(cmsis)
+    return {lib: fit_instructions(samples(lib), lib, tie) for lib in LIBRARIES}
 
 
-def cycles_per_instruction(tables: dict, graphs: dict, models: tuple[str, ...]) -> float:
-    """CPI so that the CMSIS-NN instruction model matches the published milliseconds."""
-    cycles_per_ms = PUBLISHED_CLOCK_MHZ * 1000.0
-    predicted = [predicted_instructions(tables["tflm-cmsis-nn"], graphs[m]) / cycles_per_ms for m in models]
-    return fit_scale(predicted, [PUBLISHED_MS[m] for m in models])
+def predicted_instructions(table: dict, graph, op, library: str) -> float:
+    terms = op_terms(graph, op, library)
+    return sum(a * u for a, u in zip(table[terms.op_class], terms.units))
 
 
-def evaluate(graphs: dict, counts: dict) -> dict:
-    """Full fit, in-sample and LOMO errors (instructions and milliseconds)."""
-    tables, notes = fit_instructions(graphs, counts, MODELS)
-    cpi = cycles_per_instruction(tables, graphs, MODELS)
+def instruction_errors(graphs: dict, counts: dict) -> tuple[dict, dict]:
+    """Per class and library: per-op relative errors in-sample and LOMO; per model: whole-model errors."""
+    models = sorted({m for _, m in counts})
+    full = fit_all(graphs, counts, models)
+    per_class: dict = {}
+    per_model: dict = {}
+    for model in models:
+        partial = fit_all(graphs, counts, [m for m in models if m != model])
+        for lib in LIBRARIES:
+            if (lib, model) not in counts:
+                continue
+            graph = graphs[model]
+            tables = {lib: complete_classes(full, lib), "lomo": complete_classes(partial, lib)}
+            total_in = total_lomo = 0.0
+            for op, true in zip(graph.ops, counts[lib, model]):
+                name = op_terms(graph, op, lib).op_class
+                p_in = predicted_instructions({k: v[0] for k, v in tables[lib].items()}, graph, op, lib)
+                p_lomo = predicted_instructions({k: v[0] for k, v in tables["lomo"].items()}, graph, op, lib)
+                per_class.setdefault((lib, name), []).append((true, p_in, p_lomo, model))
+                total_in += p_in
+                total_lomo += p_lomo
+            true_total = sum(counts[lib, model])
+            per_model[lib, model] = (total_in / true_total - 1, total_lomo / true_total - 1)
+    return per_class, per_model
+
+
+# ---- level 2: cycles ---------------------------------------------------------------------------
+
+def code_and_data_cycles_per_byte(board: Board) -> tuple[float, float]:
+    """(s_code, s_data): flash cycles per byte for code fetches past a small cache, and weights."""
+    memory = board.memory
+    per_byte = memory.flash_cycles_per_byte
+    code = per_byte if memory.code_in == "flash" and memory.instruction_cache_bytes < LOOP_CACHE_BYTES else 0.0
+    return code, (per_byte if memory.weights_in == "flash" else 0.0)
+
+
+def cycle_features(measurement: Measurement, graph, tables: dict) -> tuple[float, float, float]:
+    """(A, B, D): instructions, instructions x s_code of the fetch classes, weight-stall cycles."""
+    library = RUNTIME_LIBRARY[measurement.runtime]
+    table = {k: v[0] for k, v in complete_classes(tables, library).items()}
+    code, data = code_and_data_cycles_per_byte(measurement.board)
+    dcache = measurement.board.memory.data_cache_bytes
+    a = b = d = 0.0
+    for op in graph.ops:
+        terms = op_terms(graph, op, library)
+        instructions = sum(x * u for x, u in zip(table[terms.op_class], terms.units))
+        a += instructions
+        if terms.op_class in FETCH_CLASSES:
+            b += instructions * code
+        if terms.weight_bytes:
+            d += data * terms.weight_bytes * (1 if terms.weight_bytes <= dcache else terms.weight_passes)
+    return a, b, d
+
+
+def measured_cycles(m: Measurement) -> float:
+    return m.measured_ms * m.board.clock_mhz * 1000.0
+
+
+def _solve(rows: list, vintage: float) -> tuple[dict, float]:
+    """NNLS of the linear parameters for a fixed 2020-vintage factor; (parameters, residual)."""
+    design, target = [], []
+    for m, (a, b, d) in rows:
+        v = vintage if m.vintage == OLD_VINTAGE else 1.0
+        y = measured_cycles(m)
+        line = [0.0] * len(PARAMETERS)
+        line[PARAMETERS.index(GROUPS[m.board.core, m.runtime])] = v * group_scale(m.board.core) * a / y
+        line[PARAMETERS.index("fetch")] = v * b / y
+        design.append(line)
+        target.append((y - v * d) / y)
+    design, target = np.array(design), np.array(target)
+    scale = np.abs(design).max(axis=0)
+    identified = scale > 0
+    scale[~identified] = 1.0
+    solution = nonnegative_least_squares(design / scale, target) / scale
+    residual = target - design @ solution
+    params = {name: (float(value) if ok else None) for name, value, ok in zip(PARAMETERS, solution, identified)}
+    return params, float(residual @ residual)
+
+
+def fit_cycles(rows: list) -> dict:
+    """Cycle parameters (None where not identified) and the vintage factor, by golden-section search."""
+    if not any(m.vintage == OLD_VINTAGE for m, _ in rows):
+        params, _ = _solve(rows, 1.0)
+        return {**params, "vintage": None}
+    low, high = 0.5, 2.0
+    ratio = (math.sqrt(5) - 1) / 2
+    x1, x2 = high - ratio * (high - low), low + ratio * (high - low)
+    f1, f2 = _solve(rows, x1)[1], _solve(rows, x2)[1]
+    for _ in range(60):
+        if f1 < f2:
+            high, x2, f2 = x2, x1, f1
+            x1 = high - ratio * (high - low)
+            f1 = _solve(rows, x1)[1]
+        else:
+            low, x1, f1 = x1, x2, f2
+            x2 = low + ratio * (high - low)
+            f2 = _solve(rows, x2)[1]
+    vintage = (low + high) / 2
+    params, _ = _solve(rows, vintage)
+    return {**params, "vintage": vintage}
+
+
+def predict_cycles(m: Measurement, features: tuple[float, float, float], params: dict) -> float | None:
+    c = params.get(GROUPS[m.board.core, m.runtime])
+    a, b, d = features
+    if c is None or (b and params["fetch"] is None):
+        return None
+    v = (params["vintage"] or 1.0) if m.vintage == OLD_VINTAGE else 1.0
+    return v * (c * group_scale(m.board.core) * a + (params["fetch"] or 0.0) * b + d)
+
+
+def evaluate(graphs: dict, counts: dict, measurements: list[Measurement]) -> dict:
+    """The full fit and every measurement's in-sample, LOMO and LOBO relative errors."""
+    models = sorted({m for _, m in counts})
+    full = fit_all(graphs, counts, models)
+    features = {m.key: cycle_features(m, graphs[m.model], full) for m in measurements}
+    params = fit_cycles([(m, features[m.key]) for m in measurements])
     rows = []
-    for model in MODELS:
-        others = tuple(m for m in MODELS if m != model)
-        lomo_tables, _ = fit_instructions(graphs, counts, others)
-        lomo_cpi = cycles_per_instruction(lomo_tables, graphs, others)
-        row = {"model": model, "published_ms": PUBLISHED_MS[model]}
-        for runtime in BUILDS:
-            true = sum(counts[runtime, model])
-            row[f"instr_{runtime}"] = true
-            row[f"instr_err_{runtime}"] = predicted_instructions(tables[runtime], graphs[model]) / true - 1
-            row[f"instr_lomo_err_{runtime}"] = predicted_instructions(lomo_tables[runtime], graphs[model]) / true - 1
-        instructions = predicted_instructions(tables["tflm-cmsis-nn"], graphs[model])
-        lomo_instructions = predicted_instructions(lomo_tables["tflm-cmsis-nn"], graphs[model])
-        row["predicted_ms"] = cpi * instructions / (PUBLISHED_CLOCK_MHZ * 1000.0)
-        row["lomo_ms"] = lomo_cpi * lomo_instructions / (PUBLISHED_CLOCK_MHZ * 1000.0)
-        row["lomo_cpi"] = lomo_cpi
+    for m in measurements:
+        y = measured_cycles(m)
+        row = {"m": m, "in": predict_cycles(m, features[m.key], params) / y - 1}
+        # LOMO: the model's instruction counts and every measurement of it removed
+        partial = fit_all(graphs, counts, [x for x in models if x != m.model])
+        partial_features = {x.key: cycle_features(x, graphs[x.model], partial) for x in measurements}
+        rest = [(x, partial_features[x.key]) for x in measurements if x.model != m.model]
+        p = predict_cycles(m, partial_features[m.key], fit_cycles(rest))
+        row["lomo"] = None if p is None else p / y - 1
+        rest = [(x, features[x.key]) for x in measurements if x.board.name != m.board.name]
+        p = predict_cycles(m, features[m.key], fit_cycles(rest))
+        row["lobo"] = None if p is None else p / y - 1
         rows.append(row)
-    return {"tables": tables, "notes": notes, "cpi": cpi, "rows": rows}
+    return {"tables": full, "params": params, "rows": rows}
 
 
-def derived_profiles(result: dict, graphs: dict) -> list[Profile]:
-    """Profiles (cycles) of every core family and runtime, with their provenance."""
-    cpi, tables, rows = result["cpi"], result["tables"], result["rows"]
+# ---- intervals -------------------------------------------------------------------------------
+
+def loo_errors(row: dict) -> list[float]:
+    """A measurement's leave-one-out errors: LOMO and LOBO, where identifiable."""
+    return [row[key] for key in ("lomo", "lobo") if row[key] is not None]
+
+
+def interval_of(rows: list, core: str, runtime: str, exclude: str | None = None) -> Interval:
+    """The profile interval ``[p / e^R, p * e^R]``, ``R`` the largest ``|ln(1 + r)|`` over the
+    leave-one-out errors (LOMO and LOBO) of the core's measurements if at least 3 of them have
+    one, else of all measurements (pooled); derived profiles (no measurement of the core and
+    runtime) get the pooled ``R`` doubled."""
+    usable = [r for r in rows if r["m"].key != exclude and loo_errors(r)]
+    own_rows = [r for r in usable if (r["m"].board.core, r["m"].runtime) == (core, runtime)]
+    own = [e for r in own_rows for e in loo_errors(r)]
+    pooled = [e for r in usable for e in loo_errors(r)]
+    measured = any((r["m"].board.core, r["m"].runtime) == (core, runtime) for r in rows)
+    if len(own_rows) >= 3:
+        values, factor, basis = own, 1.0, f"{len(own)} leave-one-out errors of the {core}/{runtime} measurements"
+    elif measured:
+        values, factor, basis = pooled, 1.0, f"{len(pooled)} leave-one-out errors of all measurements (pooled)"
+    else:
+        values, factor, basis = pooled, 2.0, (f"no measurement of {core}/{runtime}: {len(pooled)} leave-one-out "
+                                              "errors of all measurements, range doubled")
+    spread = factor * max(abs(math.log1p(v)) for v in values)
+    return Interval(math.expm1(-spread), math.expm1(spread), f"largest |log(1 + error)| of {basis}")
+
+
+def coverage(rows: list) -> list[tuple[Measurement, float, Interval, bool]]:
+    """Each LOMO case (LOBO where LOMO is not identifiable) against the interval built without it."""
+    result = []
+    for row in rows:
+        errors = loo_errors(row)
+        if not errors:
+            continue
+        m = row["m"]
+        interval = interval_of(rows, m.board.core, m.runtime, exclude=m.key)
+        r = errors[0]
+        result.append((m, r, interval, interval.r_min <= r <= interval.r_max))
+    return result
+
+
+# ---- profiles --------------------------------------------------------------------------------
+
+CORES_RUNTIMES = [(core, runtime) for core in ("cortex-m0plus", "cortex-m4", "cortex-m7", "cortex-m33",
+                                                 "cortex-m55", "cortex-m85") for runtime in ("tflm-cmsis-nn", "tflm-reference")]
+CORES_RUNTIMES += [("xtensa-lx7", "tflm-esp-nn"), ("xtensa-lx7", "tflm-reference")]
+# ARMv6-M has no DSP extension: CMSIS-NN compiles its scalar paths, one MAC per multiply instead
+# of two per SMLAD, and unpacks without SXTB16 (assumption: twice the M4 instructions per MAC).
+M0_MAC_FACTOR = 2.0
+
+
+def derivation(core: str, runtime: str, params: dict) -> tuple[float, str]:
+    """(cycles per instruction, how it was obtained) of a core and runtime."""
+    cm = COREMARK_PER_MHZ
+    v7m = params["v7m"]
+    m4 = v7m * group_scale("cortex-m4")
+    fitted = GROUPS.get((core, runtime))
+    if fitted == "v7m":
+        return v7m * group_scale(core), (f"fitted: the Cortex-M33 parameter {v7m:.4f} (EK-RA6M4) x CoreMark/MHz "
+                                         f"{cm['cortex-m33']}/{cm[core]}, jointly with the code-fetch term "
+                                         "(NUCLEO-L4R5ZI, NUCLEO-F446RE)")
+    if fitted is not None:
+        return params[fitted], f"fitted to the published latencies on this core ({fitted})"
+    if runtime == "tflm-reference" and core in ("cortex-m4", "cortex-m33", "cortex-m7"):
+        base = params["m7"] if core == "cortex-m7" else v7m * group_scale(core)
+        return base, ("assumption: the portable reference kernels run at the cycles per instruction fitted for "
+                      "CMSIS-NN on this core (no reference-kernel latency published for it)")
+    if core == "cortex-m55":
+        if runtime == "tflm-cmsis-nn":
+            return params["m85"] * cm["cortex-m85"] / cm["cortex-m55"], (
+                f"the Cortex-M85 fit (same Helium kernels) x CoreMark/MHz {cm['cortex-m85']}/{cm['cortex-m55']} "
+                "(assumption: Helium loops scale like CoreMark)")
+        return m4 * cm["cortex-m4"] / cm[core], f"Cortex-M4 fit x CoreMark/MHz {cm['cortex-m4']}/{cm[core]} (scalar C)"
+    if core == "cortex-m85":  # reference
+        return m4 * cm["cortex-m4"] / cm[core], f"Cortex-M4 fit x CoreMark/MHz {cm['cortex-m4']}/{cm[core]} (scalar C)"
+    if core == "cortex-m0plus":
+        return m4 * cm["cortex-m4"] / cm[core], (
+            f"Cortex-M4 fit x CoreMark/MHz {cm['cortex-m4']}/{cm[core]} (ARMv6-M, 2-stage pipeline)"
+            + (f"; CMSIS-NN instructions per MAC x{M0_MAC_FACTOR} (no DSP extension: scalar paths)"
+               if runtime == "tflm-cmsis-nn" else ""))
+    raise ValueError(f"no derivation for {core}/{runtime}")
+
+
+def build_profiles(result: dict, per_class: dict, data_note: dict) -> list[Profile]:
+    params, rows, tables = result["params"], result["rows"], result["tables"]
     date = datetime.now(timezone.utc).date().isoformat()
-    common = {
-        "fitted_utc": date,
-        "script": "benchmarks/latency_fit.py",
-        "data": {
-            "per_op_instructions": "shared/reference-models/mlperf-tiny/cortex-m4-instruction-counts.json "
-            "(TFLM 90b983c2, CMSIS-NN v7.0.0-43, Cortex-M4 in QEMU mps2-an386; 4 MLPerf Tiny models)",
-            "published_latency": PUBLISHED_SOURCE,
-        },
-        "method": "non-negative least squares per op class on per-op instruction counts (rows weighted "
-        "1/sqrt(count)); one cycles-per-instruction factor fitted to the published latencies "
-        "(least squares on relative errors)",
-        "cycles_per_instruction_m4": round(cpi, 4),
-        "assumptions": result["notes"],
-        "residuals": [
-            {
-                "model": r["model"],
-                "published_ms": r["published_ms"],
-                "predicted_ms": round(r["predicted_ms"], 3),
-                "error_pct": round(100 * (r["predicted_ms"] / r["published_ms"] - 1), 2),
-                "lomo_error_pct": round(100 * (r["lomo_ms"] / r["published_ms"] - 1), 2),
-                "instruction_error_pct": {rt: round(100 * r[f"instr_err_{rt}"], 2) for rt in BUILDS},
-                "instruction_lomo_error_pct": {rt: round(100 * r[f"instr_lomo_err_{rt}"], 2) for rt in BUILDS},
-            }
-            for r in rows
-        ],
-    }
-    m4 = {rt: {c: tuple(v * cpi for v in tables[rt][c]) for c in CLASSES} for rt in BUILDS}
-    proxy = graphs[M7_RATIO_PROXY]
-    m4_ratio = predicted_instructions(tables["tflm-reference"], proxy) / predicted_instructions(tables["tflm-cmsis-nn"], proxy)
-    m7 = COREMARK_PER_MHZ["cortex-m4"] / COREMARK_PER_MHZ["cortex-m7"]
-    m0 = COREMARK_PER_MHZ["cortex-m4"] / COREMARK_PER_MHZ["cortex-m0plus"]
-    mac = TERMS.index("per_mac")
-    derivations = {
-        ("cortex-m4", "tflm-cmsis-nn"): (1.0, 1.0, "fitted: instruction model x cycles per instruction from the published NUCLEO-L4R5ZI latencies"),
-        ("cortex-m4", "tflm-reference"): (1.0, 1.0, "fitted instruction model of the reference build x the same cycles per "
-                                          "instruction as CMSIS-NN (assumption: no published reference-kernel latency on this core)"),
-        ("cortex-m33", "tflm-cmsis-nn"): (1.0, 1.0, "Cortex-M4 profile x 1.0: ARMv8-M Mainline with the DSP extension runs the same "
-                                          "CMSIS-NN SIMD code paths on a similar 3-stage pipeline (assumption; CoreMark/MHz "
-                                          "4.02 vs 3.42 suggests up to 15% fewer cycles)"),
-        ("cortex-m33", "tflm-reference"): (1.0, 1.0, "Cortex-M4 profile x 1.0 (same assumption as CMSIS-NN)"),
-        ("cortex-m7", "tflm-cmsis-nn"): (m7, 1.0, f"Cortex-M4 profile x {m7:.3f} = CoreMark/MHz ratio 3.42/5.01: dual-issue "
-                                         "6-stage pipeline, same SIMD instructions; assumes code and data in cache/TCM"),
-        ("cortex-m7", "tflm-reference"): (m7 * M7_REFERENCE_OVER_CMSIS / m4_ratio, 1.0,
-                                          f"Cortex-M4 reference profile x {m7:.3f} x {M7_REFERENCE_OVER_CMSIS}/{m4_ratio:.2f}: "
-                                          "scaled so that reference/CMSIS-NN on the vww_96 MobileNet is the ~11x MCUNet "
-                                          "measured on STM32H743 (mit-han-lab/tinyengine README), where the M4 instruction "
-                                          f"counts give {m4_ratio:.2f}x; this makes reference kernels cost more cycles per "
-                                          "M4 instruction on the M7 than on the M4 (older TFLM reference kernels and cache "
-                                          "set-up of that measurement are likely causes): uncertain"),
-        ("cortex-m0plus", "tflm-reference"): (m0, 1.0, f"Cortex-M4 reference profile x {m0:.3f} = CoreMark/MHz ratio 3.42/2.46 "
-                                              "(ARMv6-M: Thumb-1, 2-stage pipeline); the kernels are plain C on both cores"),
-        ("cortex-m0plus", "tflm-cmsis-nn"): (m0, 2.0, f"Cortex-M4 CMSIS-NN profile x {m0:.3f} (CoreMark/MHz 3.42/2.46), and x 2 "
-                                             "on per-MAC costs: ARMv6-M has no DSP extension, so CMSIS-NN's dual 16-bit "
-                                             "multiply-accumulate (SMLAD) and SXTB16 unpacking paths are compiled out and each "
-                                             "MAC takes separate loads, multiply and add (assumption, uncertain by ~50%)"),
-    }
     profiles = []
-    for (core, runtime), (factor, mac_factor, how) in derivations.items():
-        cycles = {}
-        for name, values in m4[runtime].items():
-            scaled = [v * factor for v in values]
-            scaled[mac] *= mac_factor
-            cycles[name] = tuple(round(v, 4) for v in scaled)
-        provenance = {"kind": "packaged", "derivation": how, **common}
-        if core != "cortex-m4":
-            provenance["coremark_per_mhz"] = {"values": COREMARK_PER_MHZ, "source": COREMARK_SOURCE}
-        profiles.append(Profile(core, runtime, cycles, provenance))
+    for core, runtime in CORES_RUNTIMES:
+        library = RUNTIME_LIBRARY[runtime]
+        cpi, how = derivation(core, runtime, params)
+        classes = {}
+        for name, (values, assumed) in complete_classes(tables, library).items():
+            if core == "cortex-m0plus" and runtime == "tflm-cmsis-nn" and "mac" in CLASS_TERMS[library][name]:
+                index = CLASS_TERMS[library][name].index("mac")
+                values = tuple(v * M0_MAC_FACTOR if i == index else v for i, v in enumerate(values))
+            fetch = params["fetch"] if name in FETCH_CLASSES else 0.0
+            classes[name] = ClassCost(tuple(round(v, 6) for v in values), round(fetch, 6), 1.0, assumed)
+        residuals = [
+            {"measurement": r["m"].key, "measured_ms": r["m"].measured_ms,
+             "error_pct": round(100 * r["in"], 2),
+             "lomo_error_pct": None if r["lomo"] is None else round(100 * r["lomo"], 2),
+             "lobo_error_pct": None if r["lobo"] is None else round(100 * r["lobo"], 2)}
+            for r in rows if (r["m"].board.core, r["m"].runtime) == (core, runtime)
+        ]
+        provenance = {
+            "kind": "packaged",
+            "fitted_utc": date,
+            "script": "benchmarks/latency_fit.py",
+            "data": data_note,
+            "instruction_model": f"library {library}: Cortex-M4 instructions per term, fitted per class "
+                                 "(non-negative least squares on relative errors) to the executed-instruction counts",
+            "cycles_per_instruction": how,
+            "fetch_bytes_per_instruction": (
+                f"{params['fetch']:.4f} code bytes per instruction of the convolution classes fetched from flash "
+                f"past an instruction cache smaller than {LOOP_CACHE_BYTES} bytes, fitted on the ART boards "
+                "NUCLEO-L4R5ZI and NUCLEO-F446RE; 0 for single-loop kernels"),
+            "kernel_vintage_factor_2020": round(params["vintage"], 6),
+            "kernel_vintage": (
+                f"MLPerf Tiny v0.5 (TFLM v2.3.1, 2020 CMSIS-NN) measurements scaled by the fitted factor "
+                f"{params['vintage']:.4f}; 2021 and later kernels taken as today's (their differences are "
+                "absorbed by the per-core fits); estimates are for today's kernels"),
+            "coremark_per_mhz": {"values": COREMARK_PER_MHZ, "source": COREMARK_SOURCE},
+            "assumed_classes": sorted(name for name, cost in classes.items() if cost.assumed),
+            "residuals": residuals,
+        }
+        interval = interval_of(rows, core, runtime)
+        profiles.append(Profile(core, runtime, library, round(cpi, 6), classes, interval, "", provenance))
     return profiles
 
 
-def print_report(result: dict) -> None:
-    print(f"cycles per instruction (Cortex-M4, CMSIS-NN, fitted to published ms): {result['cpi']:.3f}\n")
-    for runtime in BUILDS:
-        print(f"instruction coefficients, {runtime} (instructions per unit)")
-        print(f"  {'class':16s}" + "".join(f"{t:>20s}" for t in TERMS))
-        for name in CLASSES:
-            print(f"  {name:16s}" + "".join(f"{v:20.3f}" for v in result["tables"][runtime][name]))
-        print()
-    header = (f"{'model':24s} {'published ms':>12s} {'predicted ms':>12s} {'error':>7s} {'LOMO ms':>9s} {'LOMO err':>8s}"
-              f" {'instr err cmsis':>15s} {'LOMO':>7s} {'instr err ref':>13s} {'LOMO':>7s}")
-    print(header)
+# ---- report ----------------------------------------------------------------------------------
+
+def pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:+.1f}%"
+
+
+def print_report(per_class: dict, per_model: dict, result: dict, cover: list) -> None:
+    print("### Per-op instructions, by class (MAPE over ops; in-sample / leave-one-model-out)\n")
+    print("| library | class | ops | models | in-sample MAPE | in-sample max | LOMO MAPE | LOMO max |")
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for (lib, name), values in sorted(per_class.items()):
+        e_in = [abs(p / t - 1) for t, p, _, _ in values]
+        e_lo = [abs(q / t - 1) for t, _, q, _ in values]
+        n_models = len({m for *_, m in values})
+        print(f"| {lib} | {name} | {len(values)} | {n_models} | {100 * np.mean(e_in):.1f}% | {100 * max(e_in):.1f}% "
+              f"| {100 * np.mean(e_lo):.1f}% | {100 * max(e_lo):.1f}% |")
+    print("\n### Whole-model instructions (in-sample / LOMO)\n")
+    for lib in LIBRARIES:
+        values = [v for (l, _), v in per_model.items() if l == lib]
+        e_in = [abs(a) for a, _ in values]
+        e_lo = [abs(b) for _, b in values]
+        print(f"- {lib}: {len(values)} models, in-sample MAPE {100 * np.mean(e_in):.2f}% (max {100 * max(e_in):.2f}%), "
+              f"LOMO MAPE {100 * np.mean(e_lo):.2f}% (max {100 * max(e_lo):.2f}%)")
+    params = result["params"]
+    print("\n### Cycle parameters\n")
+    for name in PARAMETERS:
+        print(f"- {name}: {params[name]:.4f}")
+    print(f"- 2020 kernel vintage factor: {params['vintage']:.4f}")
+    print("\n### Whole-model latency, relative error (predicted / measured - 1)\n")
+    print("| model | board | runtime | measured ms | in-sample | LOMO | LOBO |")
+    print("| --- | --- | --- | ---: | ---: | ---: | ---: |")
     for r in result["rows"]:
-        print(f"{r['model']:24s} {r['published_ms']:12.2f} {r['predicted_ms']:12.2f} {100 * (r['predicted_ms'] / r['published_ms'] - 1):+6.1f}%"
-              f" {r['lomo_ms']:9.2f} {100 * (r['lomo_ms'] / r['published_ms'] - 1):+7.1f}%"
-              f" {100 * r['instr_err_tflm-cmsis-nn']:+14.1f}% {100 * r['instr_lomo_err_tflm-cmsis-nn']:+6.1f}%"
-              f" {100 * r['instr_err_tflm-reference']:+12.1f}% {100 * r['instr_lomo_err_tflm-reference']:+6.1f}%")
-    print("\nassumptions:\n  " + "\n  ".join(result["notes"]))
+        m = r["m"]
+        print(f"| {m.model} | {m.board.name} | {m.runtime} | {m.measured_ms:g} | {pct(r['in'])} | {pct(r['lomo'])} "
+              f"| {pct(r['lobo'])} |")
+    print("\n### Per board (MAPE / max |error|)\n")
+    print("| board | core | n | in-sample | LOMO | LOBO |")
+    print("| --- | --- | ---: | ---: | ---: | ---: |")
+    for board in dict.fromkeys(r["m"].board.name for r in result["rows"]):
+        rs = [r for r in result["rows"] if r["m"].board.name == board]
+
+        def agg(key: str) -> str:
+            values = [abs(r[key]) for r in rs if r[key] is not None]
+            return "n/a" if not values else f"{100 * np.mean(values):.1f}% / {100 * max(values):.1f}%"
+
+        print(f"| {board} | {rs[0]['m'].board.core} | {len(rs)} | {agg('in')} | {agg('lomo')} | {agg('lobo')} |")
+    m4 = [r for r in result["rows"] if r["m"].board.core == "cortex-m4"]
+    lomo = [abs(r["lomo"]) for r in m4 if r["lomo"] is not None]
+    print(f"\nCortex-M4 LOMO MAPE: {100 * np.mean(lomo):.1f}% over {len(lomo)} measurements")
+    inside = sum(ok for *_, ok in cover)
+    print(f"\n### Interval coverage: {inside}/{len(cover)} = {100 * inside / len(cover):.0f}% of the leave-one-out cases\n")
+    print("| measurement | LOO error | interval (r_min, r_max) | basis | inside |")
+    print("| --- | ---: | --- | --- | --- |")
+    for m, r, interval, ok in cover:
+        print(f"| {m.key} | {pct(r)} | {pct(interval.r_min)}, {pct(interval.r_max)} | {interval.basis} | {'yes' if ok else 'no'} |")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "reference-models" / "mlperf-tiny")
+    parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "reference-models")
     parser.add_argument("--write", action="store_true", help="write the packaged profiles")
     args = parser.parse_args(argv)
-    graphs, counts = load_data(args.data)
-    result = evaluate(graphs, counts)
-    print_report(result)
+    graphs, counts, measurements = load_data(args.data)
+    per_class, per_model = instruction_errors(graphs, counts)
+    result = evaluate(graphs, counts, measurements)
+    cover = coverage(result["rows"])
+    print_report(per_class, per_model, result, cover)
     if args.write:
+        data_note = {
+            "instructions": "shared/reference-models/mlperf-tiny/cortex-m4-instruction-counts.json, "
+                            "shared/reference-models/latency/space-instruction-counts.json (TFLM 90b983c2, "
+                            "CMSIS-NN v7.0.0-43, Cortex-M4 in QEMU mps2-an386; 20 models x 2 builds)",
+            "latencies": "shared/reference-models/latency/measurements.csv (12 published latencies, 6 boards)",
+        }
         folder = REPO / "mcunas" / "estimators" / "profiles"
-        for profile in derived_profiles(result, graphs):
+        for old in folder.glob("*.json"):
+            old.unlink()
+        for profile in build_profiles(result, per_class, data_note):
             path = folder / f"{profile.core}-{profile.runtime}.json"
             save_profile(profile, path)
             print(f"wrote {path.relative_to(REPO)}")

@@ -29,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 from mcunas.data.config import DatasetConfig, dataset_problems
 from mcunas.errors import ConfigError, McunasError
 from mcunas.estimators import load_board
+from mcunas.estimators.budget import LATENCY_BOUNDS
 from mcunas.estimators.runtime import DEFAULT_RUNTIME, RUNTIMES
 from mcunas.io import read_user_text
 from mcunas.schema import Section, resolve_path
@@ -76,6 +77,8 @@ class ConstraintsConfig(Section):
     """Limits besides the board's SRAM and flash budgets."""
 
     max_latency_ms: float | None = Field(default=None, gt=0.0)
+    # point: the ceiling limits the latency estimate; upper: the upper end of its interval
+    latency_bound: Literal[tuple(LATENCY_BOUNDS)] = "point"  # type: ignore[valid-type]
 
 
 class SearchConfig(Section):

@@ -38,3 +38,10 @@ def mnist_dir() -> Path:
 def mlperf_dir() -> Path:
     """The four MLPerf Tiny int8 models, published latencies and Cortex-M4 instruction counts."""
     return _shared_path("reference-models/mlperf-tiny")
+
+
+@pytest.fixture(scope="session")
+def latency_dir() -> Path:
+    """Published whole-model latencies on six boards, person_detect.tflite, and the per-op
+    Cortex-M4 instruction counts of the mcunas space models (with their architectures)."""
+    return _shared_path("reference-models/latency")

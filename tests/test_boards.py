@@ -64,10 +64,10 @@ def test_catalog_has_the_documented_boards_with_datasheet_figures() -> None:
         assert load_board(board.name) is board
 
 
-def test_esp32_s3_is_listed_without_a_latency_model() -> None:
+def test_esp32_s3_has_latency_with_its_own_runtimes() -> None:
     board = load_board("esp32-s3-devkitc-1")
-    assert board.core == "xtensa-lx7" and not board.latency_supported
-    assert "esp-nn" in board.latency_note
+    assert board.core == "xtensa-lx7" and board.latency_supported
+    assert "tflm-esp-nn" in board.latency_note
 
 
 def test_unknown_board_lists_the_known_ones() -> None:
@@ -96,10 +96,12 @@ def test_user_board_file_works(tmp_path: Path) -> None:
         ({"sram_bytes": 0}, "sram_bytes", "positive integer"),
         ({"flash_bytes": 1.5}, "flash_bytes", "positive integer"),
         ({"sram_reserve_bytes": 200000}, "sram_reserve_bytes", "smaller than sram_bytes"),
-        ({"core": "cortex-m85"}, "core", "must be one of"),
+        ({"memory": {"code_in": "rom"}}, "memory.code_in", "must be one of flash, ram"),
+        ({"memory": {"flash_read_cycles": -1, "flash_read_bits": 64}}, "memory.flash_read_cycles", "integer >= 0"),
+        ({"memory": {"flash_read_cycles": 6}}, "memory.flash_read_cycles", "go together"),
         ({"name": "My Board"}, "name", "slug"),
         ({"latency_supported": "yes"}, "latency_supported", "true or false"),
-        ({"core": "xtensa-lx7"}, "latency_supported", "no latency profile for core xtensa-lx7"),
+        ({"core": "arm7tdmi"}, "core", "must be one of"),
         ({"sources": ["datasheet"]}, "sources", "mapping"),
     ],
 )
@@ -136,7 +138,8 @@ def test_boards_cli_lists_catalog_with_budgets(capsys: pytest.CaptureFixture[str
     nano = by_name["arduino-nano-33-ble-sense"]
     assert nano["arena_budget_bytes"] == nano["sram_bytes"] - nano["sram_reserve_bytes"]
     assert nano["flash_budget_bytes"] == nano["flash_bytes"] - nano["flash_reserve_bytes"]
-    assert by_name["esp32-s3-devkitc-1"]["latency_supported"] is False
+    assert by_name["esp32-s3-devkitc-1"]["latency_runtimes"] == ["tflm-reference", "tflm-esp-nn"]
+    assert by_name["nucleo-l4r5zi"]["latency_runtimes"] == ["tflm-cmsis-nn", "tflm-reference"]
     assert main(["boards"]) == 0
     table = capsys.readouterr().out
-    assert "nucleo-l4r5zi" in table and "unsupported" in table
+    assert "nucleo-l4r5zi" in table and "tflm-esp-nn" in table

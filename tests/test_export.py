@@ -263,7 +263,7 @@ def test_cli_export_run_dir_writes_validated_bundle(tmp_path, capsys):
     out = run_dir / "exports" / board / "5"
     assert sorted(p.name for p in out.iterdir()) == sorted(
         ["model.tflite", "model_float32.tflite", "model_data.cc", "model_data.h", "model_config.h", "README.md",
-         "validation.json"]
+         "profile_main.cc", "validation.json"]
     )
     assert not [p for p in out.parent.iterdir() if p.name.startswith(".")]  # no staging leftovers
     saved = json.loads((out / "validation.json").read_text())
@@ -288,6 +288,8 @@ def test_cli_export_run_dir_writes_validated_bundle(tmp_path, capsys):
     arena = arena_allocation_bytes(saved["arena_bytes_predicted_target"], headroom)
     assert f"constexpr int kTensorArenaSize = {arena};" in header
     assert f"constexpr int kInputZeroPoint = {saved['input_zero_point']};" in header
+    profiling = (out / "profile_main.cc").read_text()
+    assert '#include "model_config.h"' in profiling and "int mcunas_profile()" in profiling
 
 
 def _assert_c_array_compiles_to(bundle, data: bytes, work) -> None:

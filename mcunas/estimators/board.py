@@ -20,9 +20,25 @@ A board file is data (read with ``yaml.safe_load``) with these keys:
                       ``Cost.flash_bytes``.
 ``latency_supported`` optional, default true; false where no honest cycle model exists
 ``latency_note``      optional: why latency is unsupported, or a caveat
+``memory``            optional mapping: the memory-system facts the cycle model uses
+                      (:class:`MemorySystem`, keys below); absent: zero-wait memory is assumed
 ``sources``           optional mapping figure -> URL or document the figure comes from
 ``notes``             optional free text
 ===================== ========================================================================
+
+``memory`` keys (each optional; cite each in ``sources`` as ``memory.<key>``):
+
+=========================== ==================================================================
+``flash_read_cycles``       core clock cycles one read of the code flash takes at ``clock_mhz``
+                            (flash wait states + 1, times core clock / flash clock)
+``flash_read_bits``         bits one flash read returns (the flash interface width)
+``instruction_cache_bytes`` cache between the core and the code flash: ST's ART accelerator,
+                            an L1 instruction cache, an XIP cache (bytes; 0: none)
+``data_cache_bytes``        cache that keeps weights read more than once (bytes; 0: none)
+``code_in``                 where the firmware executes from: ``flash`` or ``ram``
+``weights_in``              where the model's weights are read from: ``flash`` or ``ram``
+``arena_in``                where the tensor arena lives: ``sram`` or ``tcm`` (documentation)
+=========================== ==================================================================
 
 A Board is plain data: the limits a model must meet on it, and the check of a cost against
 them, are in :mod:`mcunas.estimators.budget`.
@@ -40,12 +56,44 @@ from mcunas.io import read_user_text
 from mcunas.estimators.packaged import board_files, profile_names
 
 # Core families a board may name. Latency needs a profile for the core (see latency.py).
-KNOWN_CORES: tuple[str, ...] = ("cortex-m0plus", "cortex-m4", "cortex-m7", "cortex-m33", "xtensa-lx7")
+KNOWN_CORES: tuple[str, ...] = (
+    "cortex-m0plus", "cortex-m4", "cortex-m7", "cortex-m33", "cortex-m55", "cortex-m85", "xtensa-lx7",
+)
+# Places a firmware keeps code, weights and the arena (MemorySystem fields).
+CODE_PLACES: tuple[str, ...] = ("flash", "ram")
+ARENA_PLACES: tuple[str, ...] = ("sram", "tcm")
 
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 _REQUIRED = ("name", "display_name", "mcu", "core", "clock_mhz", "sram_bytes", "flash_bytes",
              "sram_reserve_bytes", "flash_reserve_bytes")
-_OPTIONAL = ("latency_supported", "latency_note", "sources", "notes")
+_OPTIONAL = ("latency_supported", "latency_note", "memory", "sources", "notes")
+_MEMORY_INTS = ("flash_read_cycles", "flash_read_bits", "instruction_cache_bytes", "data_cache_bytes")
+_MEMORY_PLACES = {"code_in": CODE_PLACES, "weights_in": CODE_PLACES, "arena_in": ARENA_PLACES}
+
+
+@dataclass(frozen=True)
+class MemorySystem:
+    """Where a board's firmware keeps code, weights and arena, and what a flash read costs.
+
+    Plain data read from a board file's ``memory`` mapping (see the module docstring); the
+    latency model (:mod:`mcunas.estimators.latency`) turns it into stall cycles. ``None`` for
+    the flash figures means "not described": no flash stalls are modelled.
+    """
+
+    flash_read_cycles: int | None = None
+    flash_read_bits: int | None = None
+    instruction_cache_bytes: int = 0
+    data_cache_bytes: int = 0
+    code_in: str = "flash"
+    weights_in: str = "flash"
+    arena_in: str = "sram"
+
+    @property
+    def flash_cycles_per_byte(self) -> float:
+        """Core cycles per byte streamed from flash (0 when the flash is not described)."""
+        if self.flash_read_cycles is None or not self.flash_read_bits:
+            return 0.0
+        return self.flash_read_cycles / (self.flash_read_bits / 8)
 
 
 @dataclass(frozen=True)
@@ -63,6 +111,7 @@ class Board:
     flash_reserve_bytes: int
     latency_supported: bool = True
     latency_note: str = ""
+    memory: MemorySystem = MemorySystem()
     sources: dict[str, str] = field(default_factory=dict, compare=False)
     notes: str = field(default="", compare=False)
     path: str = field(default="", compare=False)
@@ -163,6 +212,7 @@ def _parse(content: str, source: str) -> Board:
         if not any(name.startswith(f"{data['core']}-tflm-") for name in profile_names()):
             raise fail("latency_supported", f"is true but there is no latency profile for core {data['core']}; set it to false")
     note = data.get("latency_note", "") or ("" if supported else f"no cycle model for core {data['core']}")
+    memory = _parse_memory(data.get("memory", {}), source)
     return Board(
         name=data["name"],
         display_name=data["display_name"].strip(),
@@ -175,7 +225,30 @@ def _parse(content: str, source: str) -> Board:
         flash_reserve_bytes=data["flash_reserve_bytes"],
         latency_supported=supported,
         latency_note=note,
+        memory=memory,
         sources=dict(sources),
         notes=data.get("notes", ""),
         path=source,
     )
+
+
+def _parse_memory(data: object, source: str) -> MemorySystem:
+    """The ``memory`` mapping of a board file as a :class:`MemorySystem`; BoardError names the key."""
+    if not isinstance(data, dict):
+        raise BoardError(f"board file {source}: 'memory' must be a mapping of memory-system facts, got {data!r}")
+    allowed = _MEMORY_INTS + tuple(_MEMORY_PLACES)
+    unknown = sorted(str(k) for k in data if k not in allowed)
+    if unknown:
+        raise BoardError(f"board file {source}: unknown key(s) memory.{', memory.'.join(unknown)}; allowed: {', '.join(allowed)}")
+    for key in _MEMORY_INTS:
+        value = data.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+            raise BoardError(f"board file {source}: 'memory.{key}' must be an integer >= 0, got {value!r}")
+    for key, places in _MEMORY_PLACES.items():
+        if key in data and data[key] not in places:
+            raise BoardError(f"board file {source}: 'memory.{key}' must be one of {', '.join(places)}, got {data[key]!r}")
+    if (data.get("flash_read_cycles") is None) != (data.get("flash_read_bits") is None):
+        raise BoardError(f"board file {source}: 'memory.flash_read_cycles' and 'memory.flash_read_bits' go together")
+    if data.get("flash_read_bits") == 0:
+        raise BoardError(f"board file {source}: 'memory.flash_read_bits' must be > 0")
+    return MemorySystem(**data)

@@ -23,6 +23,9 @@ from mcunas.estimators.board import Board
 if TYPE_CHECKING:
     from mcunas.estimators.cost import Cost
 
+# What a latency ceiling is checked against: the point estimate or the interval's upper bound.
+LATENCY_BOUNDS: dict[str, str] = {"point": "latency_ms", "upper": "latency_ms_high"}
+
 
 @dataclass(frozen=True)
 class Limit:
@@ -52,14 +55,15 @@ class Limit:
                    int(data.get("reserve", 0)))
 
 
-def limits(board: Board, max_latency_ms: float | None = None) -> tuple[Limit, ...]:
-    """The limits on a model deployed to ``board``: SRAM, flash, and the latency ceiling if given."""
+def limits(board: Board, max_latency_ms: float | None = None, latency_bound: str = "point") -> tuple[Limit, ...]:
+    """The limits on a model deployed to ``board``: SRAM, flash, and the latency ceiling if given,
+    on the Cost field of ``latency_bound`` (a key of :data:`LATENCY_BOUNDS`)."""
     found = [
         Limit("sram", "sram_bytes", float(board.sram_bytes), board.name, board.sram_reserve_bytes),
         Limit("flash", "flash_bytes", float(board.flash_budget_bytes), board.name, board.flash_reserve_bytes),
     ]
     if max_latency_ms is not None:
-        found.append(Limit("latency", "latency_ms", float(max_latency_ms), board.name))
+        found.append(Limit("latency", LATENCY_BOUNDS[latency_bound], float(max_latency_ms), board.name))
     return tuple(found)
 
 
@@ -74,7 +78,8 @@ def _violation(limit: Limit, cost: Cost) -> str | None:
         if value is None:
             return (f"latency ceiling {limit.value:g} ms cannot be checked: no latency estimate on "
                     f"{limit.board}")
-        return f"latency {value:,.1f} ms > limit {limit.value:g} ms" if value > limit.value else None
+        what = "latency" if limit.metric == "latency_ms" else "latency upper bound"
+        return f"{what} {value:,.1f} ms > limit {limit.value:g} ms" if value > limit.value else None
     if value <= limit.value:
         return None
     if limit.key == "sram":

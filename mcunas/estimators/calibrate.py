@@ -1,144 +1,58 @@
-"""Fitting latency profiles.
+"""Calibrating a latency profile to a real board.
 
-Two fits, both small least-squares problems:
+Two kinds of measurements, both turned into factors on the profile's cycles (the instruction
+model stays; what a board adds -- pipeline, wait states, caches -- is what the factors absorb):
 
-* :func:`fit_op_costs` - per-op cost coefficients of each op class from per-op counts
-  (instructions or cycles) of whole models, by non-negative least squares (exact, by trying
-  every support: a class has at most 4 terms). Rows are weighted
-  by ``1 / sqrt(count)`` (errors grow with the size of an op, as with counting noise), so that
-  both the large convolutions and the small element-wise ops constrain the fit.
-* :func:`fit_profile` - calibration to one board: a single factor that scales a profile's
-  cycles so that predicted latencies match latencies measured on that board (whole models,
-  milliseconds). One factor, because a handful of measurements cannot identify more.
+* whole-model latencies (:func:`read_measurements`: CSV ``tflite_path,measured_ms``): one factor
+  for all classes, least squares on relative errors (:func:`fit_scale`); one model reproduces its
+  latency exactly;
+* per-op tick logs as TFLM's ``MicroProfiler`` prints them (:func:`read_tick_log`: ``LogCsv``
+  rows ``event,TAG,ticks`` or ``LogTicksPerTagCsv`` rows ``TAG, ticks``; the bundle's
+  ``profile_main.cc`` prints ``LogCsv`` with DWT cycle counts): one factor per kernel class that
+  the log covers (ratio of measured to predicted cycles summed over the class's ops, so each
+  class's total and the model's total are reproduced exactly), the whole-model factor for the
+  classes it does not cover. With ``LogTicksPerTagCsv`` the tags are op kinds: one factor per kind.
 
-The packaged profiles are produced from the MLPerf Tiny data by ``benchmarks/latency_fit.py``
-with these functions; ``mcunas estimate calibrate`` runs :func:`fit_profile` on a user's CSV.
+:func:`fit_profile` runs either, :func:`save_profile` writes the result (``mcunas estimate
+calibrate``). The calibrated profile names its board: it is only used for that board.
 """
 
 from __future__ import annotations
 
 import csv
 import math
+import re
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
 from mcunas.errors import ProfileError
-from mcunas.estimators.runtime import DEFAULT_RUNTIME
-from mcunas.estimators.latency import TERMS, Profile, op_class, op_terms, resolve_profile
-from mcunas.graph.ir import Graph
+from mcunas.estimators.latency import Profile, resolve_profile
 from mcunas.io import write_json
 
 if TYPE_CHECKING:
     from mcunas.estimators.board import Board
+    from mcunas.graph.ir import Graph
 
-# Terms fitted per runtime and op class; the others stay 0. The choice follows the kernels:
-# CMSIS-NN convolutions copy one input row per kernel window position (im2col: per_window),
-# then run a matrix product (per_mac) and requantize each output (per_output_element); the
-# TFLM reference kernels run a direct loop nest whose inner channel loop starts once per
-# output element and kernel tap (per_tap). Depthwise convolutions get no per-output term: the
-# data hold only 3x3 depthwise kernels, for which outputs are proportional to MACs. ADD gets
-# no per-op term: the data's three ADDs (one model) cannot separate a constant from the
-# per-element cost, which dominates.
-_SHARED_TERMS: dict[str, tuple[str, ...]] = {
-    "depthwise": ("per_op", "per_mac"),
-    "fully_connected": ("per_op", "per_mac", "per_output_element"),
-    "add": ("per_output_element",),
-    "pool": ("per_op", "per_input_element", "per_output_element"),
-    "mean": ("per_op", "per_input_element", "per_output_element"),
-    "pad": ("per_op", "per_output_element"),
-    "reshape": ("per_op", "per_output_element"),
-    "softmax": ("per_op", "per_output_element"),
-    "other": ("per_op", "per_output_element"),
-}
-FIT_TERMS: dict[str, dict[str, tuple[str, ...]]] = {
-    "tflm-cmsis-nn": {
-        "conv_1x1": ("per_mac", "per_window", "per_output_element"),
-        "conv": ("per_op", "per_mac", "per_window", "per_output_element"),
-        **_SHARED_TERMS,
-    },
-    "tflm-reference": {
-        "conv_1x1": ("per_op", "per_mac", "per_output_element"),
-        "conv": ("per_op", "per_mac", "per_tap", "per_output_element"),
-        **_SHARED_TERMS,
-    },
-}
-
-
-def fit_op_costs(
-    samples: Sequence[tuple[Graph, Sequence[float]]], runtime: str
-) -> dict[str, tuple[float, ...]]:
-    """Fit per-op cost coefficients by non-negative least squares, one op class at a time.
-
-    Args:
-        samples: (graph, count per op in execution order) for each model; the counts are in
-            the unit the coefficients will have (instructions or cycles).
-        runtime: selects the fitted terms (:data:`FIT_TERMS`).
-
-    Returns:
-        class -> coefficients in :data:`mcunas.estimators.latency.TERMS` order, for the classes
-        that occur in the samples only.
-    """
-    import numpy as np
-
-    rows: dict[str, list[tuple[tuple[int, ...], float]]] = {}
-    for graph, counts in samples:
-        if len(counts) != len(graph.ops):
-            raise ValueError(f"{graph.name}: {len(counts)} counts for {len(graph.ops)} ops")
-        for op, count in zip(graph.ops, counts):
-            rows.setdefault(op_class(op), []).append((op_terms(graph, op), float(count)))
-    fitted: dict[str, tuple[float, ...]] = {}
-    for name, class_rows in rows.items():
-        columns = [TERMS.index(term) for term in FIT_TERMS[runtime][name]]
-        units = np.array([[row[i] for i in columns] for row, _ in class_rows], dtype=float)
-        counts = np.array([count for _, count in class_rows])
-        weights = 1.0 / np.sqrt(np.maximum(counts, 1.0))
-        design = units * weights[:, None]
-        column_scale = design.max(axis=0)
-        column_scale[column_scale == 0] = 1.0  # a term that is 0 for every row stays 0
-        solution = _nonnegative_least_squares(design / column_scale, counts * weights)
-        coefficients = [0.0] * len(TERMS)
-        for i, value in zip(columns, solution / column_scale):
-            coefficients[i] = float(value)
-        fitted[name] = tuple(coefficients)
-    return fitted
-
-
-def _nonnegative_least_squares(design, target):  # (np.ndarray, np.ndarray) -> np.ndarray
-    """argmin ||design @ x - target|| subject to x >= 0, exactly, for a few columns.
-
-    The optimum is the unconstrained least-squares solution on its own support, so trying every
-    subset of columns (2**columns, at most 16 here) and keeping the best non-negative solution
-    finds it. Where several solutions fit equally well (fewer rows than terms, as in some
-    leave-one-model-out fits), the one of least norm (columns are scaled to [0, 1]) wins: the
-    cost is spread over the correlated terms rather than put on one of them.
-    """
-    from itertools import combinations
-
-    import numpy as np
-
-    columns = design.shape[1]
-    candidates = [(float(target @ target), np.zeros(columns))]
-    for size in range(1, columns + 1):
-        for subset in combinations(range(columns), size):
-            chosen = list(subset)
-            values = np.linalg.lstsq(design[:, chosen], target, rcond=None)[0]
-            if (values < 0).any():
-                continue
-            solution = np.zeros(columns)
-            solution[chosen] = values
-            residual = target - design @ solution
-            candidates.append((float(residual @ residual), solution))
-    best_residual = min(residual for residual, _ in candidates)
-    tolerance = 1e-9 * float(target @ target)
-    tied = [solution for residual, solution in candidates if residual <= best_residual + tolerance]
-    return min(tied, key=lambda solution: float(solution @ solution))
+_LOG_CSV_ROW = re.compile(r"^\s*(\d+)\s*,\s*([A-Za-z0-9_]+)\s*,\s*(\d+)\s*(?:,.*)?$")
+_PER_TAG_ROW = re.compile(r"^\s*([A-Za-z0-9_]+)\s*,\s*(\d+)\s*$")
+_LOG_CSV_HEADER = '"Event","Tag","Ticks"'
+_PER_TAG_HEADER = '"Unique Tag","Total ticks across all events with that tag."'
 
 
 def fit_scale(predicted: Sequence[float], measured: Sequence[float]) -> float:
     """The factor ``s`` minimizing the squared relative errors ``sum(((s * p - m) / m) ** 2)``."""
     ratios = [p / m for p, m in zip(predicted, measured)]
     return sum(ratios) / sum(r * r for r in ratios)
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise ProfileError(f"{path}: cannot read ({error.strerror})") from None
+    except UnicodeDecodeError as error:
+        raise ProfileError(f"{path}: not UTF-8 text ({error.reason} at byte {error.start})") from None
 
 
 def read_measurements(csv_path: str | Path) -> list[tuple[Path, float]]:
@@ -148,13 +62,7 @@ def read_measurements(csv_path: str | Path) -> list[tuple[Path, float]]:
     that is not a positive number, a model file that does not exist).
     """
     path = Path(csv_path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as error:
-        raise ProfileError(f"{path}: cannot read ({error.strerror})") from None
-    except UnicodeDecodeError as error:
-        raise ProfileError(f"{path}: not UTF-8 text ({error.reason} at byte {error.start})") from None
-    reader = csv.DictReader(text.splitlines(keepends=True))
+    reader = csv.DictReader(_read_text(path).splitlines(keepends=True))
     missing = {"tflite_path", "measured_ms"} - set(reader.fieldnames or ())
     if missing:
         raise ProfileError(
@@ -182,55 +90,157 @@ def read_measurements(csv_path: str | Path) -> list[tuple[Path, float]]:
     return measurements
 
 
+def read_tick_log(log_path: str | Path) -> tuple[str, list[tuple[str, int]]]:
+    """Per-op ticks from a MicroProfiler log: ``("per_op", [(tag, ticks), ...])`` for ``LogCsv``,
+    ``("per_tag", [(tag, total ticks), ...])`` for ``LogTicksPerTagCsv``.
+
+    Lines before the header and lines that are not rows (other serial output) are skipped.
+    ``LogCsv`` rows of several invokes (event numbers restarting, or the tags repeating after
+    the last op) are kept in order; :func:`fit_profile` averages them per op. Raises
+    ProfileError when the file has neither header or no rows after it.
+    """
+    path = Path(log_path)
+    lines = _read_text(path).splitlines()
+    headers = {_LOG_CSV_HEADER: ("per_op", _LOG_CSV_ROW), _PER_TAG_HEADER: ("per_tag", _PER_TAG_ROW)}
+    for start, line in enumerate(lines):
+        found = next((value for header, value in headers.items() if line.strip().startswith(header)), None)
+        if found is not None:
+            break
+    else:
+        raise ProfileError(f"{path}: no MicroProfiler header ({_LOG_CSV_HEADER} of LogCsv or "
+                           f"{_PER_TAG_HEADER} of LogTicksPerTagCsv)")
+    kind, pattern = found
+    rows = []
+    for line in lines[start + 1:]:
+        match = pattern.match(line)
+        if match is None:
+            continue
+        tag, ticks = (match.group(2), match.group(3)) if kind == "per_op" else (match.group(1), match.group(2))
+        rows.append((tag, int(ticks)))
+    if not rows:
+        raise ProfileError(f"{path}: no tick rows after the header at line {start + 1}")
+    return kind, rows
+
+
+def _per_op_ticks(graph: Graph, rows: list[tuple[str, int]], source: str) -> list[float]:
+    """The average ticks of each op of ``graph`` over the invokes in a LogCsv log."""
+    kinds = [op.kind for op in graph.ops]
+    if len(rows) % len(kinds):
+        raise ProfileError(f"{source}: {len(rows)} LogCsv rows are not a whole number of invokes of the "
+                           f"{len(kinds)} ops of {graph.name}")
+    runs = len(rows) // len(kinds)
+    totals = [0.0] * len(kinds)
+    for index, (tag, ticks) in enumerate(rows):
+        position = index % len(kinds)
+        if tag != kinds[position]:
+            raise ProfileError(f"{source}: row {index + 1} is tag {tag}, but op {position} of {graph.name} is {kinds[position]}")
+        totals[position] += ticks / runs
+    return totals
+
+
 def fit_profile(
     measurements: Sequence[tuple[str | Path, float]],
     board: Board,
-    runtime: str = DEFAULT_RUNTIME,
+    runtime: str,
     base: Profile | str | Path | None = None,
+    tick_log: str | Path | None = None,
+    tick_model: str | Path | None = None,
+    ticks_per_second: float | None = None,
 ) -> Profile:
-    """Calibrate a profile to ``board`` from whole-model latencies measured on it.
+    """Calibrate a profile to ``board`` from latencies and/or a per-op tick log measured on it.
 
     Args:
-        measurements: (``.tflite`` path, measured milliseconds per inference) pairs.
-        board: the board the latencies were measured on (its clock converts cycles to ms).
+        measurements: (``.tflite`` path, measured milliseconds per inference) pairs; may be
+            empty when a tick log is given.
+        board: the board the measurements were taken on (its clock converts ms to cycles).
         runtime: the runtime used for the measurements.
-        base: the profile to scale (object or file); default: the packaged profile of the
+        base: the profile to calibrate (object or file); default: the packaged profile of the
             board's core and runtime.
+        tick_log: a MicroProfiler log (see :func:`read_tick_log`) of one invoke or more of
+            ``tick_model``.
+        tick_model: the ``.tflite`` the tick log was taken with.
+        ticks_per_second: the profiler's tick rate; default: ticks are CPU cycles (as the
+            bundle's ``profile_main.cc`` prints them).
 
     Returns:
-        ``base`` with all coefficients multiplied by the fitted factor, and a provenance with
-        the factor and each model's measured and predicted latency.
+        ``base`` with per-class factors, and a provenance with the factors and each
+        measurement's measured and predicted figures.
     """
     from mcunas.graph.tflite import read_tflite
 
-    if not measurements:
-        raise ProfileError("calibration needs at least one measurement")
+    if not measurements and tick_log is None:
+        raise ProfileError("calibration needs at least one measurement or a tick log")
+    if (tick_log is None) != (tick_model is None):
+        raise ProfileError("a tick log needs the model it was taken with (and the model a tick log)")
     start = resolve_profile(board, runtime, base)
     cycles_per_ms = board.clock_mhz * 1000.0
-    predicted = [start.graph_cycles(read_tflite(path)) / cycles_per_ms for path, _ in measurements]
+    graphs = [(Path(path), read_tflite(path)) for path, _ in measurements]
+    predicted = [start.graph_cycles(graph, board) / cycles_per_ms for _, graph in graphs]
     measured = [float(ms) for _, ms in measurements]
-    scale = fit_scale(predicted, measured)
-    rows = [
-        {
-            "model": Path(path).name,
-            "measured_ms": round(ms, 4),
-            "predicted_ms": round(p * scale, 4),
-            "error_pct": round(100.0 * (p * scale / ms - 1.0), 2),
-        }
-        for (path, ms), p in zip(measurements, predicted)
-    ]
+    scales: dict[str, float] = {}
+    log_rows: list[dict] = []
+    if tick_log is not None:
+        graph = read_tflite(tick_model)
+        kind, ticks = read_tick_log(tick_log)
+        to_cycles = 1.0 if ticks_per_second is None else board.clock_mhz * 1e6 / ticks_per_second
+        per_op = start.op_cycles(graph, board)
+        if kind == "per_op":
+            op_measured = [t * to_cycles for t in _per_op_ticks(graph, ticks, str(tick_log))]
+            groups = [name for name, _ in per_op]
+        else:
+            known = {op.kind for op in graph.ops}
+            unknown = sorted({tag for tag, _ in ticks} - known)
+            if unknown:
+                raise ProfileError(f"{tick_log}: tags {unknown} are not op kinds of {graph.name} ({', '.join(sorted(known))})")
+            by_kind = {tag: t * to_cycles for tag, t in ticks}
+            groups = [op.kind for op in graph.ops]
+            counts = {k: groups.count(k) for k in by_kind}
+            op_measured = [by_kind[k] / counts[k] for k in groups]  # only sums per kind are used
+        sums: dict[str, list[float]] = {}
+        classes_of: dict[str, set[str]] = {}
+        for group, (name, cycles), truth in zip(groups, per_op, op_measured):
+            entry = sums.setdefault(group, [0.0, 0.0])
+            entry[0] += cycles
+            entry[1] += truth
+            classes_of.setdefault(group, set()).add(name)
+        for group, (p, m) in sums.items():
+            factor = m / p if p > 0 else 1.0
+            for name in classes_of[group]:
+                scales[name] = factor
+            log_rows.append({"group": group, "measured_cycles": round(m), "predicted_cycles": round(p),
+                             "factor": round(factor, 6)})
+        predicted.append(sum(c for _, c in per_op) / cycles_per_ms)
+        measured.append(sum(op_measured) / cycles_per_ms)
+        graphs.append((Path(tick_model), graph))
+    overall = fit_scale(predicted, measured)
+    if tick_log is None:
+        scales = {name: overall for name in start.classes}
+    else:
+        scales = {name: scales.get(name, overall) for name in start.classes}
+    calibrated = start.with_scales(scales, board.name, {})
+    rows = []
+    for (path, graph), ms in zip(graphs, measured):
+        p = calibrated.graph_cycles(graph, board) / cycles_per_ms
+        rows.append({"model": path.name, "measured_ms": round(ms, 4), "predicted_ms": round(p, 4),
+                     "error_pct": round(100.0 * (p / ms - 1.0), 2)})
     provenance = {
         "kind": "calibrated",
         "fitted_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "board": board.name,
         "clock_mhz": board.clock_mhz,
-        "method": "one factor on all coefficients, least squares on relative errors",
-        "scale": round(scale, 6),
-        "base": {"core": start.core, "runtime": start.runtime, "provenance": start.provenance},
+        "method": ("one factor on all classes, least squares on relative errors" if tick_log is None else
+                   "per-class factors = measured / predicted cycles of the class's ops in the tick log; the "
+                   "whole-model factor for classes without ticks"),
+        "scale": round(overall, 6),
+        "class_scales": {name: round(value, 6) for name, value in sorted(scales.items()) if value != 1.0},
+        "tick_log": None if tick_log is None else {"file": Path(tick_log).name, "groups": log_rows},
+        "base": {"core": start.core, "runtime": start.runtime, "board": start.board or None,
+                 "provenance": start.provenance},
         "measurements": rows,
         "rms_error_pct": round(math.sqrt(sum(r["error_pct"] ** 2 for r in rows) / len(rows)), 2),
     }
-    return start.scaled(scale, provenance)
+    return Profile(calibrated.core, calibrated.runtime, calibrated.library, calibrated.cycles_per_instruction,
+                   calibrated.classes, calibrated.interval, board.name, provenance)
 
 
 def save_profile(profile: Profile, path: str | Path) -> None:

@@ -1,11 +1,13 @@
 """``mcunas estimate``: SRAM, flash and latency of an architecture or a ``.tflite`` on a board.
 
     mcunas estimate ARCH.json|MODEL.tflite --board NAME [--runtime R] [--profile P] [--json]
-    mcunas estimate calibrate MEASUREMENTS.csv --board NAME [--runtime R] [--out PROFILE.json]
+    mcunas estimate calibrate [MEASUREMENTS.csv] [--ticks LOG --ticks-model MODEL.tflite [--tick-hz HZ]]
+                              --board NAME [--runtime R] --out PROFILE.json
 
-``calibrate`` fits a latency profile to latencies measured on the board (CSV columns
-``tflite_path,measured_ms``, paths relative to the CSV); pass the written file back with
-``--profile``.
+``calibrate`` fits a latency profile to the board from latencies measured on it (CSV columns
+``tflite_path,measured_ms``, paths relative to the CSV) and/or a per-op tick log as TFLM's
+MicroProfiler prints it (``LogCsv`` or ``LogTicksPerTagCsv``; the deployment bundle's
+``profile_main.cc`` prints one in CPU cycles); pass the written file back with ``--profile``.
 """
 
 from __future__ import annotations
@@ -28,7 +30,8 @@ if TYPE_CHECKING:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.usage = (
         "mcunas estimate (ARCH.json | MODEL.tflite) --board NAME [--runtime R] [--profile P] [--json]\n"
-        "       mcunas estimate calibrate MEASUREMENTS.csv --board NAME [--runtime R] --out PROFILE.json"
+        "       mcunas estimate calibrate [MEASUREMENTS.csv] [--ticks LOG --ticks-model MODEL.tflite] "
+        "--board NAME [--runtime R] --out PROFILE.json"
     )
     parser.add_argument(
         "inputs",
@@ -43,6 +46,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-latency-ms", type=float, help="latency ceiling to check (ms)")
     parser.add_argument("--json", action="store_true", help="print the Cost as JSON")
     parser.add_argument("--out", type=Path, help="calibrate: where to write the profile JSON")
+    parser.add_argument("--ticks", type=Path, help="calibrate: a MicroProfiler log (LogCsv or LogTicksPerTagCsv)")
+    parser.add_argument("--ticks-model", type=Path, help="calibrate: the .tflite the tick log was taken with")
+    parser.add_argument("--tick-hz", type=float, help="calibrate: profiler ticks per second (default: ticks are CPU cycles)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -82,10 +88,13 @@ def _kb(n_bytes: int) -> str:
 
 
 def _table(cost: Cost, board: Board, model_name: str) -> str:
+    from mcunas.estimators.latency import unavailable_reason
+
     latency = (
-        f"{cost.latency_ms:,.2f} ms at {board.clock_mhz:g} MHz"
+        f"{cost.latency_ms:,.2f} ms at {board.clock_mhz:g} MHz (interval {cost.latency_ms_low:,.2f}-"
+        f"{cost.latency_ms_high:,.2f} ms)"
         if cost.latency_ms is not None
-        else f"unsupported on this board ({board.latency_note})"
+        else f"not estimated: {unavailable_reason(board, cost.runtime)}"
     )
     rows = [
         ("model", model_name),
@@ -99,6 +108,10 @@ def _table(cost: Cost, board: Board, model_name: str) -> str:
         ("model", _kb(cost.model_bytes)),
         ("flash (model + runtime)", f"{_kb(cost.flash_bytes)} of budget {_kb(board.flash_budget_bytes)}"),
         ("latency", latency),
+    ]
+    if cost.latency_assumed_ops:
+        rows.append(("latency assumed", f"{cost.latency_assumed_pct:.1f}% in {', '.join(cost.latency_assumed_ops)}"))
+    rows += [
         ("fits", "yes" if cost.fits else "NO"),
     ]
     width = max(len(name) for name, _ in rows)
@@ -108,22 +121,31 @@ def _table(cost: Cost, board: Board, model_name: str) -> str:
 
 
 def _calibrate(args: argparse.Namespace) -> int:
-    if len(args.inputs) != 2:
-        raise McunasError("usage: mcunas estimate calibrate MEASUREMENTS.csv --board NAME [--runtime R] --out PROFILE.json")
+    usage = ("usage: mcunas estimate calibrate [MEASUREMENTS.csv] [--ticks LOG --ticks-model MODEL.tflite] "
+             "--board NAME [--runtime R] --out PROFILE.json")
+    if len(args.inputs) > 2 or (len(args.inputs) == 1 and args.ticks is None):
+        raise McunasError(usage)
     if args.out is None:
         raise McunasError("calibrate: --out PROFILE.json is required")
+    if (args.ticks is None) != (args.ticks_model is None):
+        raise McunasError("calibrate: --ticks and --ticks-model go together (the log and the model it was taken with)")
     from mcunas.estimators import load_board
     from mcunas.estimators.calibrate import fit_profile, read_measurements, save_profile
 
     board = load_board(args.board)
-    measurements = read_measurements(args.inputs[1])
-    profile = fit_profile(measurements, board, args.runtime, base=args.profile)
+    measurements = read_measurements(args.inputs[1]) if len(args.inputs) == 2 else []
+    profile = fit_profile(measurements, board, args.runtime, base=args.profile, tick_log=args.ticks,
+                          tick_model=args.ticks_model, ticks_per_second=args.tick_hz)
     save_profile(profile, args.out)
     provenance = profile.provenance
     if args.json:
         print(json.dumps(provenance, indent=2))
         return 0
-    print(f"scale {provenance['scale']:.4f} on the {profile.core}/{profile.runtime} profile; wrote {args.out}")
+    print(f"scale {provenance['scale']:.4f} on the {profile.core}/{profile.runtime} profile for {board.name}; "
+          f"wrote {args.out}")
+    for group in (provenance["tick_log"] or {}).get("groups", []):
+        print(f"  {group['group']:32s} ticks {group['measured_cycles']:12,d} cycles  predicted "
+              f"{group['predicted_cycles']:12,d}  factor {group['factor']:.3f}")
     for row in provenance["measurements"]:
         print(f"  {row['model']:32s} measured {row['measured_ms']:10.2f} ms  predicted {row['predicted_ms']:10.2f} ms  {row['error_pct']:+6.1f}%")
     print(f"  RMS error {provenance['rms_error_pct']:.1f}%")

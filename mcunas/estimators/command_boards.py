@@ -13,6 +13,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from mcunas.estimators import list_boards
 
+    from mcunas.estimators.latency import unavailable_reason
+    from mcunas.estimators.runtime import RUNTIMES
+
     boards = list_boards()
     rows = [
         {
@@ -28,13 +31,14 @@ def run(args: argparse.Namespace) -> int:
             "arena_budget_bytes": b.arena_budget_bytes,
             "flash_budget_bytes": b.flash_budget_bytes,
             "latency_supported": b.latency_supported,
+            "latency_runtimes": [r for r in RUNTIMES if unavailable_reason(b, r) is None],
         }
         for b in boards
     ]
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
-    header = ("board", "core", "MHz", "SRAM KB", "flash KB", "arena budget KB", "flash budget KB", "latency")
+    header = ("board", "core", "MHz", "SRAM KB", "flash KB", "arena budget KB", "flash budget KB", "latency runtimes")
     table = [header] + [
         (
             r["name"],
@@ -44,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
             f"{r['flash_bytes'] / 1024:g}",
             f"{r['arena_budget_bytes'] / 1024:g}",
             f"{r['flash_budget_bytes'] / 1024:g}",
-            "yes" if r["latency_supported"] else "unsupported",
+            ", ".join(r["latency_runtimes"]) or "unsupported",
         )
         for r in rows
     ]

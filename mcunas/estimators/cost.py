@@ -1,9 +1,12 @@
 """The estimator entry point: :func:`estimate` -> :class:`Cost` of one graph on one board.
 
 The budgets a cost is checked against (SRAM, flash, an optional latency ceiling) are defined in
-:mod:`mcunas.estimators.budget`. Boards without a latency model (``latency_supported: false``)
-get ``latency_ms = None``; that is not a violation unless a latency ceiling was asked for,
-which then cannot be checked.
+:mod:`mcunas.estimators.budget`. Boards without a latency model for the runtime
+(``latency_supported: false``, or no profile for the core and runtime) get ``latency_ms = None``;
+that is not a violation unless a latency ceiling was asked for, which then cannot be checked.
+The latency comes with its interval (``latency_ms_low``/``latency_ms_high``, from the fit's
+leave-one-out errors, see :mod:`mcunas.estimators.latency`) and the ops whose cost is assumed
+rather than fitted (``latency_assumed_ops``, ``latency_assumed_pct``).
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from typing import Any
 
 from mcunas.estimators.board import Board, load_board
 from mcunas.estimators.budget import broken_limits, limits
-from mcunas.estimators.latency import Profile, resolve_profile
+from mcunas.estimators.latency import Profile, resolve_profile, unavailable_reason
 from mcunas.estimators.runtime import DEFAULT_RUNTIME, kernels_of
 from mcunas.graph.ir import Graph
 
@@ -36,6 +39,9 @@ class Cost:
         latency_ms: one inference at the board's clock; None where the board has no latency model.
         fits: True when no budget is violated.
         violations: one human-readable line per violated budget.
+        latency_ms_low, latency_ms_high: the latency interval (ms); None with ``latency_ms``.
+        latency_assumed_ops: ``"KIND (class) xN"`` for ops costed by assumption (no instruction data).
+        latency_assumed_pct: share of ``latency_ms`` spent in those ops (percent).
     """
 
     board: str
@@ -50,6 +56,10 @@ class Cost:
     latency_ms: float | None
     fits: bool
     violations: list[str] = field(default_factory=list)
+    latency_ms_low: float | None = None
+    latency_ms_high: float | None = None
+    latency_assumed_ops: list[str] = field(default_factory=list)
+    latency_assumed_pct: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict with exactly the documented keys."""
@@ -62,6 +72,7 @@ def estimate(
     runtime: str = DEFAULT_RUNTIME,
     profile: Profile | str | Path | None = None,
     max_latency_ms: float | None = None,
+    latency_bound: str = "point",
 ) -> Cost:
     """Estimate arena, SRAM, flash and latency of ``graph`` on ``board`` and check the budgets.
 
@@ -72,6 +83,8 @@ def estimate(
         profile: latency profile (object or JSON file, e.g. from ``mcunas estimate calibrate``);
             default: the packaged profile of the board's core and runtime.
         max_latency_ms: optional latency ceiling (ms).
+        latency_bound: what the ceiling is checked against: ``point`` (``latency_ms``) or
+            ``upper`` (``latency_ms_high``), see :data:`mcunas.estimators.budget.LATENCY_BOUNDS`.
     """
     from mcunas.estimators import flash, memory
 
@@ -81,9 +94,8 @@ def estimate(
     model = flash.model_bytes(graph)
     runtime_code = flash.runtime_code_bytes(graph.op_kinds(), kernels, board.core)
     latency = None
-    if board.latency_supported or profile is not None:
-        chosen = resolve_profile(board, runtime, profile)
-        latency = chosen.graph_cycles(graph) / (board.clock_mhz * 1000.0)
+    if profile is not None or unavailable_reason(board, runtime) is None:
+        latency = resolve_profile(board, runtime, profile).estimate(graph, board)
     cost = Cost(
         board=board.name,
         runtime=runtime,
@@ -94,9 +106,12 @@ def estimate(
         sram_bytes=arena + board.sram_reserve_bytes,
         model_bytes=model,
         flash_bytes=model + runtime_code,
-        latency_ms=latency,
+        latency_ms=None if latency is None else latency.latency_ms,
         fits=True,
     )
-    cost.violations = broken_limits(cost, limits(board, max_latency_ms))
+    if latency is not None:
+        cost.latency_ms_low, cost.latency_ms_high = latency.low_ms, latency.high_ms
+        cost.latency_assumed_ops, cost.latency_assumed_pct = list(latency.assumed_ops), latency.assumed_pct
+    cost.violations = broken_limits(cost, limits(board, max_latency_ms, latency_bound))
     cost.fits = not cost.violations
     return cost

@@ -3,7 +3,12 @@
 A runtime name selects the kernels whose scratch buffers and persistent data the arena model
 counts (:mod:`mcunas.estimators.memory`), whose code the flash model counts
 (:mod:`mcunas.estimators.flash`) and whose cycle profile the latency model uses
-(:mod:`mcunas.estimators.latency`). Config, CLI and code take the names from :data:`RUNTIMES`.
+(:mod:`mcunas.estimators.latency`, ``profiles/<core>-<runtime>.json``). Config, CLI and code take
+the names from :data:`RUNTIMES`.
+
+``tflm-esp-nn`` is Espressif's esp-tflite-micro with the ESP-NN kernels (ESP32-S3). The memory
+and flash models count TFLM's reference kernels for it: ESP-NN's scratch buffers and code are
+not modelled.
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ from __future__ import annotations
 from mcunas.errors import ConfigError
 
 # Runtime name -> kernel library of the memory and flash models.
-RUNTIME_KERNELS: dict[str, str] = {"tflm-cmsis-nn": "cmsis-nn", "tflm-reference": "reference"}
+RUNTIME_KERNELS: dict[str, str] = {"tflm-cmsis-nn": "cmsis-nn", "tflm-reference": "reference", "tflm-esp-nn": "reference"}
 RUNTIMES: tuple[str, ...] = tuple(RUNTIME_KERNELS)
 DEFAULT_RUNTIME = "tflm-cmsis-nn"
 

@@ -93,6 +93,8 @@ PARETO_TABLE = (
     Column("macs", "MACs", count),
     Column("params", "params", count),
     Column("latency_ms", "latency (ms)", milliseconds),
+    Column("latency_ms_low", "latency low (ms)", milliseconds),
+    Column("latency_ms_high", "latency high (ms)", milliseconds),
     Column("sram_bytes", "SRAM (KB)", kilobytes),
     Column("flash_bytes", "flash (KB)", kilobytes),
     Column("accuracy_val", "val acc (%)", percent_of_one),

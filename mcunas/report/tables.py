@@ -22,6 +22,8 @@ ESTIMATE_COLUMNS: tuple[str, ...] = (
     "model_bytes",
     "flash_bytes",
     "latency_ms",
+    "latency_ms_low",
+    "latency_ms_high",
     "fits",
 )
 TRIAL_COLUMNS: tuple[str, ...] = (
@@ -30,8 +32,8 @@ TRIAL_COLUMNS: tuple[str, ...] = (
     "accuracy_val", "estimate_seconds", "train_seconds", "epochs", "distilled", "duration_s",
 )
 PARETO_COLUMNS: tuple[str, ...] = (
-    "run", "board", "number", "block_string", "macs", "params", "latency_ms", "sram_bytes",
-    "flash_bytes", "accuracy_val", "accuracy_test", "accuracy_float", "accuracy_int8", "int8_drop_pp", "exported",
+    "run", "board", "number", "block_string", "macs", "params", "latency_ms", "latency_ms_low", "latency_ms_high",
+    "sram_bytes", "flash_bytes", "accuracy_val", "accuracy_test", "accuracy_float", "accuracy_int8", "int8_drop_pp", "exported",
 )
 VALIDATION_COLUMNS: tuple[str, ...] = (
     "run", "board", "number", "block_string",
@@ -107,7 +109,8 @@ def pareto_rows(runs: Sequence[RunData]) -> list[dict[str, Any]]:
                         "board": t.board,
                         "number": t.number,
                         "block_string": t.block_string,
-                        **{key: t.estimates.get(key) for key in ("macs", "params", "latency_ms", "sram_bytes", "flash_bytes")},
+                        **{key: t.estimates.get(key) for key in ("macs", "params", "latency_ms", "latency_ms_low",
+                                                                  "latency_ms_high", "sram_bytes", "flash_bytes")},
                         "accuracy_val": t.accuracy_val,
                         "accuracy_test": (t.final or {}).get("accuracy_test"),
                         "accuracy_float": validation.get("accuracy_float"),

@@ -39,10 +39,13 @@ def infeasible_values(names: Sequence[str], cost: Cost) -> list[float]:
 
 
 def check_board(experiment: Experiment, board: Board) -> None:
-    """Refuse latency objectives or ceilings on a board without a latency model."""
+    """Refuse latency objectives or ceilings on a board without a latency model for the runtime."""
+    from mcunas.estimators.latency import unavailable_reason
+
     uses_latency = "latency_ms" in experiment.objectives or experiment.constraints.max_latency_ms is not None
-    if uses_latency and not board.latency_supported:
+    reason = unavailable_reason(board, experiment.runtime) if uses_latency else None
+    if reason is not None:
         raise ConfigError(
-            f"board {board.name!r} has no latency model ({board.latency_note or 'latency_supported: false'}); "
-            f"remove latency_ms from objectives and constraints.max_latency_ms, or choose another board"
+            f"{reason}; remove latency_ms from objectives and constraints.max_latency_ms, "
+            "or choose another board or runtime"
         )

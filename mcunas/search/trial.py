@@ -49,8 +49,9 @@ def training_seed(experiment_seed: int, key: str) -> int:
 
 
 def describe_cost(cost: Cost) -> str:
-    """``latency, SRAM, flash`` of a Cost for a log line (latency "n/a" where not estimated)."""
-    latency = "latency n/a" if cost.latency_ms is None else f"{cost.latency_ms:.2f} ms"
+    """``latency (interval), SRAM, flash`` of a Cost for a log line (latency "n/a" where not estimated)."""
+    latency = ("latency n/a" if cost.latency_ms is None else
+               f"{cost.latency_ms:.2f} ms ({cost.latency_ms_low:.2f}-{cost.latency_ms_high:.2f})")
     return f"{latency}, SRAM {cost.sram_bytes / 1024:.1f} KB, flash {cost.flash_bytes / 1024:.1f} KB"
 
 
@@ -161,7 +162,8 @@ def _run_trial(trial: optuna.Trial, ctx: SearchContext) -> list[float]:
     arch = ctx.space.sample(trial)
     key = arch_key(arch)
     cost = estimate(ctx.space.graph(arch), ctx.board, experiment.runtime,
-                    max_latency_ms=experiment.constraints.max_latency_ms)
+                    max_latency_ms=experiment.constraints.max_latency_ms,
+                    latency_bound=experiment.constraints.latency_bound)
     estimate_seconds = time.perf_counter() - start
     _record_estimates(trial, ctx, arch, key, cost, estimate_seconds)
     folder = ctx.layout.trial_dir(ctx.board_name, trial.number)
