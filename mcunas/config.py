@@ -26,9 +26,11 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
+from mcunas.data.audio_augment import AudioAugmentConfig
 from mcunas.errors import ConfigError, McunasError
+from mcunas.frontend.config import FrontEndConfig
 
-DatasetName = Literal["digits", "mnist", "cifar10", "synthetic"]
+DatasetName = Literal["digits", "mnist", "cifar10", "synthetic", "speech_commands"]
 RuntimeName = Literal["tflm-cmsis-nn", "tflm-reference"]
 ObjectiveName = Literal["accuracy", "latency_ms", "sram_bytes", "flash_bytes", "macs"]
 SamplerName = Literal["auto", "nsga2", "nsga3", "tpe", "random", "qmc", "gp", "cmaes", "bruteforce"]
@@ -49,8 +51,8 @@ OBJECTIVE_DIRECTIONS: dict[str, str] = {
 SINGLE_OBJECTIVE_SAMPLERS = ("cmaes",)
 
 # Datasets read from files in ``data_dir``, and those that can fetch them (``download: true``).
-FILE_DATASETS = ("mnist", "cifar10")
-DOWNLOADABLE_DATASETS = ("mnist",)
+FILE_DATASETS = ("mnist", "cifar10", "speech_commands")
+DOWNLOADABLE_DATASETS = ("mnist", "speech_commands")
 
 
 class _Section(BaseModel):
@@ -70,6 +72,23 @@ def _resolve_path(value: Path | None, info: ValidationInfo) -> Path | None:
     return value
 
 
+# --- speech_commands (issue 15, keyword spotting): its own section under dataset ----------------
+class SpeechCommandsConfig(_Section):
+    """``dataset.speech_commands``: the task, the front end computing the model input, augmentation.
+
+    The input is ``front_end.input_shape`` (frames x features, one channel); the split lists of
+    the dataset folder give val and test, so ``dataset.resolution`` and ``val_fraction`` are unused.
+    """
+
+    task: Literal[12, 35] = Field(default=12, description="12: ten keywords + silence + unknown; 35: all words")
+    front_end: FrontEndConfig = FrontEndConfig()
+    augment: AudioAugmentConfig = AudioAugmentConfig()
+    feature_cache_dir: Path | None = Field(default=None, strict=False, description="default: data_dir/.mcunas-features")
+
+    _resolve_cache_dir = field_validator("feature_cache_dir")(_resolve_path)
+# --- end speech_commands --------------------------------------------------------------------------
+
+
 class DatasetConfig(_Section):
     """Which dataset, at which input resolution, and how it is split and subset."""
 
@@ -84,6 +103,9 @@ class DatasetConfig(_Section):
     max_test_samples: int | None = Field(default=None, ge=1)
     channels: int | None = Field(default=None, ge=1, le=4, description="synthetic only: input channels (default 1)")
     num_classes: int | None = Field(default=None, ge=2, le=1000, description="synthetic only: classes (default 10)")
+    speech_commands: SpeechCommandsConfig | None = Field(  # issue 15
+        default=None, description="speech_commands only: task, front end, augmentation (defaults when omitted)"
+    )
 
     _resolve_data_dir = field_validator("data_dir")(_resolve_path)
 
@@ -406,6 +428,17 @@ def _dataset_problems(dataset: DatasetConfig) -> list[str]:
     for key in ("channels", "num_classes"):
         if getattr(dataset, key) is not None and dataset.name != "synthetic":
             problems.append(f"dataset.{key}: only the synthetic dataset takes this option (dataset is {dataset.name!r})")
+    # --- speech_commands (issue 15)
+    if dataset.speech_commands is not None and dataset.name != "speech_commands":
+        problems.append(f"dataset.speech_commands: only the speech_commands dataset takes this section (dataset is {dataset.name!r})")
+    if dataset.name == "speech_commands":
+        # a value other than the default (the resolved config in a run directory holds the defaults)
+        for key in ("resolution", "val_fraction"):
+            if getattr(dataset, key) == DatasetConfig.model_fields[key].default:
+                continue
+            problems.append(f"dataset.{key}: not used by speech_commands (its input is front_end's frames x features; "
+                            f"val and test come from the split lists)")
+    # --- end speech_commands
     return problems
 
 

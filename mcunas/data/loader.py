@@ -11,7 +11,9 @@ from mcunas.errors import DatasetError
 if TYPE_CHECKING:
     from mcunas.config import DatasetConfig
 
-DATASETS: tuple[str, ...] = ("digits", "mnist", "cifar10", "synthetic")
+DATASETS: tuple[str, ...] = ("digits", "mnist", "cifar10", "synthetic", "speech_commands")
+# Datasets whose samples are not images: load_dataset builds their splits itself (no RawDataset).
+AUDIO_DATASETS: tuple[str, ...] = ("speech_commands",)
 
 
 def _require_data_dir(cfg: DatasetConfig) -> Path:
@@ -22,6 +24,8 @@ def _require_data_dir(cfg: DatasetConfig) -> Path:
 
 def load_raw(cfg: DatasetConfig) -> RawDataset:
     """The dataset's images as stored (downloading MNIST first when ``cfg.download``)."""
+    if cfg.name in AUDIO_DATASETS:
+        raise DatasetError(f"dataset {cfg.name!r} is audio: it has no raw images (use load_dataset)")
     if cfg.name == "digits":
         from mcunas.data.digits import load_digits_raw
 
@@ -50,12 +54,35 @@ def load_raw(cfg: DatasetConfig) -> RawDataset:
     raise DatasetError(f"unknown dataset {cfg.name!r} (allowed: {', '.join(DATASETS)})")
 
 
+def _load_speech_commands(cfg: DatasetConfig) -> DatasetSplits:
+    from mcunas.data.speech_commands import download_speech_commands, load_speech_commands
+
+    data_dir = _require_data_dir(cfg)
+    if cfg.download:
+        download_speech_commands(data_dir)
+    options = cfg.speech_commands
+    return load_speech_commands(
+        data_dir,
+        task=options.task if options else 12,
+        front_end=options.front_end if options else None,
+        augment=options.augment if options else None,
+        cache_dir=options.feature_cache_dir if options else None,
+        max_train_samples=cfg.max_train_samples,
+        max_test_samples=cfg.max_test_samples,
+    )
+
+
 def load_dataset(cfg: DatasetConfig, seed: int = 0) -> DatasetSplits:
     """Load, split (val from ``seed``), resize to ``cfg.resolution`` and normalize a dataset.
+
+    ``speech_commands`` gives :class:`mcunas.data.speech_commands.AudioDatasetSplits` (front-end
+    features; ``cfg.resolution`` and ``val_fraction`` do not apply, the split lists do).
 
     Raises:
         DatasetError: missing or corrupt dataset files (the message names the file).
     """
+    if cfg.name == "speech_commands":
+        return _load_speech_commands(cfg)
     return build_splits(
         load_raw(cfg),
         resolution=cfg.resolution,
