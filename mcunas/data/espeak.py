@@ -22,6 +22,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import wave
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -93,7 +94,10 @@ def _espeak(arguments: list[str]) -> subprocess.CompletedProcess[str]:
     program = shutil.which(ESPEAK)
     if program is None:
         raise DatasetError(f"{ESPEAK} not found: install it (Debian package espeak-ng) to build the offline speech dataset")
-    result = subprocess.run([program, *arguments], capture_output=True, text=True, timeout=60, check=False)
+    try:
+        result = subprocess.run([program, *arguments], capture_output=True, text=True, timeout=60, check=False)
+    except (OSError, subprocess.TimeoutExpired) as error:
+        raise DatasetError(f"{ESPEAK} {' '.join(arguments)}: {error}") from None
     if result.returncode != 0:
         raise DatasetError(f"{ESPEAK} {' '.join(arguments)} failed: {result.stderr.strip()}")
     return result
@@ -101,8 +105,6 @@ def _espeak(arguments: list[str]) -> subprocess.CompletedProcess[str]:
 
 def _speak(word: str, speaker: Speaker, repeat: int, folder: Path) -> np.ndarray:
     """The utterance at 16 kHz, int16, leading and trailing near-silence cut."""
-    import wave
-
     from scipy.signal import resample_poly
 
     path = folder / f"{speaker.name}-{word}-{repeat}.wav"
