@@ -241,6 +241,8 @@ def test_espeak_builder_refuses_a_used_folder_and_cli_reports(tmp_path: Path, ca
     with pytest.raises(DatasetError, match="unknown espeak dataset preset 'huge'"):
         build_espeak_dataset(tmp_path / "new", preset="huge")
     assert not (tmp_path / "new").exists()
+    assert main(["espeak-dataset", str(tmp_path / "new"), "--preset", "tiny", "--seed", "1"]) == 0
+    assert "13 words, 78 train / 26 validation / 26 test clips, 4 background noises" in capsys.readouterr().out
 
 
 def test_config_section(espeak_dataset: Path, tmp_path: Path):

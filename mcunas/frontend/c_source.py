@@ -33,10 +33,14 @@ import numpy as np
 
 from mcunas.frontend.config import Q15_FEATURE_FRACTION_BITS, FrontEndConfig
 from mcunas.frontend.features import (
+    LOG_OFFSET_F32,
+    MEL_ROUNDING_Q15,
+    MEL_SHIFT_Q15,
     FixedPointQuantizer,
     FloatQuantizer,
     InputQuantization,
     input_quantizer,
+    log_exponent_q15,
     scratch_values,
 )
 from mcunas.frontend.tables import frontend_tables
@@ -152,7 +156,7 @@ _FRAME_BODY = {
         arm_dot_prod_q15(s_frame + k_filter_pos[i], k_filter_coefs + offset, k_filter_lengths[i], &sum);
         offset += k_filter_lengths[i];
         /* __SSAT(sum, 31) as arm_mfcc_q15: truncated to 32 bits, saturated to 31 */
-        int32_t energy = (int32_t)((sum + 0x219) >> 10);
+        int32_t energy = (int32_t)((sum + FEATURES_MEL_ROUNDING) >> FEATURES_MEL_SHIFT);
         s_scratch[i] = energy > 0x3FFFFFFF ? 0x3FFFFFFF : (energy < -0x40000000 ? -0x40000000 : energy);
     }
     if (normalized) {
@@ -187,7 +191,7 @@ _FRAME_BODY = {
         arm_dot_prod_f32(s_frame + k_filter_pos[i], k_filter_coefs + offset, k_filter_lengths[i], &s_scratch[i]);
         offset += k_filter_lengths[i];
     }
-    arm_offset_f32(s_scratch, 1.0e-6f, s_scratch, FEATURES_MEL_FILTERS);
+    arm_offset_f32(s_scratch, FEATURES_LOG_OFFSET, s_scratch, FEATURES_MEL_FILTERS);
     arm_vlog_f32(s_scratch, raw, FEATURES_MEL_FILTERS);
     return 0;
 """,
@@ -242,10 +246,12 @@ def _source(cfg: FrontEndConfig, quant: InputQuantization, description: str) -> 
     ]
     if cfg.features == "mfcc":
         arrays.append(_c_array("k_dct", sample_type, tables.dct))
-    log_exponent = ""
+    log_mel_defines = ""
+    if cfg.features == "log_mel" and not q15:
+        log_mel_defines = f"#define FEATURES_LOG_OFFSET {_format(LOG_OFFSET_F32, 'float32_t')}\n"
     if cfg.features == "log_mel" and q15:
-        # arm_mfcc_q15's logExponent: (log2(fft) + 2 + SHIFT_MELFILTER_SATURATION_Q15) * ln(2) in q5.26
-        log_exponent = f"#define FEATURES_LOG_EXPONENT ((q31_t)({cfg.fft_samples.bit_length() - 1 + 2 + 10} * 0x02C5C860))\n"
+        log_mel_defines = (f"#define FEATURES_MEL_ROUNDING {MEL_ROUNDING_Q15:#x}\n#define FEATURES_MEL_SHIFT {MEL_SHIFT_Q15}\n"
+                       f"#define FEATURES_LOG_EXPONENT ((q31_t){log_exponent_q15(cfg)})  /* ln scalings in q5.26 */\n")
     math_include = "#include <math.h>\n" if not q15 else ""
     quant_doc = (f"normalization mean {quant.mean!r}, std {quant.std!r} (real feature units); "
                  f"int8 input scale {quant.scale!r}, zero point {quant.zero_point}")
@@ -262,7 +268,7 @@ def _source(cfg: FrontEndConfig, quant: InputQuantization, description: str) -> 
 
 #define FEATURES_MEL_FILTERS {cfg.mel_filters}
 #define FEATURES_SCRATCH_VALUES {scratch_values(cfg)}
-{log_exponent}{defines}
+{log_mel_defines}{defines}
 {"".join(arrays)}
 {instance}static {sample_type} s_frame[FEATURES_FFT_LENGTH];
 static {scratch_type} s_scratch[FEATURES_SCRATCH_VALUES];

@@ -28,12 +28,13 @@ import numpy as np
 from mcunas.frontend.config import FrontEndConfig
 from mcunas.frontend.tables import frontend_tables
 
-# arm_mfcc_q15's integer constants (CMSIS-DSP Source/TransformFunctions/arm_mfcc_q15.c).
-_MICRO_Q15 = 0x219  # rounding offset added to each mel energy before the shift
-_MEL_SHIFT_Q15 = 10  # SHIFT_MELFILTER_SATURATION_Q15
-_LOG2_TO_LOG_Q15 = 0x02C5C860  # ln(2) in q5.26
+# arm_mfcc_q15's integer constants (CMSIS-DSP Source/TransformFunctions/arm_mfcc_q15.c), also
+# written into features.c's log-mel path.
+MEL_ROUNDING_Q15 = 0x219  # MICRO_Q15: added to each mel energy before the shift
+MEL_SHIFT_Q15 = 10  # SHIFT_MELFILTER_SATURATION_Q15
+LOG2_TO_LOG_Q15 = 0x02C5C860  # ln(2) in q5.26
 _Q15_ONE = 0x7FFF
-_LOG_OFFSET_F32 = np.float32(1.0e-6)
+LOG_OFFSET_F32 = np.float32(1.0e-6)  # arm_mfcc_f32: added before the log
 
 INT8_MIN, INT8_MAX = -128, 127
 
@@ -47,6 +48,14 @@ def scratch_values(cfg: FrontEndConfig) -> int:
     if cfg.arithmetic == "q15":
         return max(cfg.fft_samples, cfg.mel_filters)
     return 2 * cfg.fft_samples
+
+
+def log_exponent_q15(cfg: FrontEndConfig) -> int:
+    """arm_mfcc_q15's ``logExponent``: the scalings undone after the log, as a natural log in q5.26.
+
+    log2(fft) for the FFT's down-scaling, 2 for the magnitude's q14, the mel shift.
+    """
+    return (cfg.fft_samples.bit_length() - 1 + 2 + MEL_SHIFT_Q15) * LOG2_TO_LOG_Q15
 
 
 class _Engine:
@@ -109,13 +118,11 @@ class _Engine:
         sums = np.array([dsp.arm_dot_prod_q15(magnitude[pos:pos + len(coefs)], coefs) for pos, coefs in self.filters],
                         dtype=np.int64)
         # __SSAT(result, 31) of the 64-bit sum: truncated to 32 bits, then saturated to 31
-        energies = np.clip(((sums + _MICRO_Q15) >> _MEL_SHIFT_Q15).astype(np.int32), -(1 << 30), (1 << 30) - 1)
+        energies = np.clip(((sums + MEL_ROUNDING_Q15) >> MEL_SHIFT_Q15).astype(np.int32), -(1 << 30), (1 << 30) - 1)
         if normalized:
             energies = dsp.arm_scale_q31(energies, int(peak) << 16, 0)
         logs = dsp.arm_vlog_q31(energies)
-        # log2(fft) for the FFT's down-scaling, 2 for the magnitude's q14, the mel shift: back to natural log
-        exponent = (fft.bit_length() - 1 + 2 + _MEL_SHIFT_Q15) * _LOG2_TO_LOG_Q15
-        logs = dsp.arm_shift_q31(dsp.arm_offset_q31(logs, exponent), -19)  # q5.26 -> q8.7
+        logs = dsp.arm_shift_q31(dsp.arm_offset_q31(logs, log_exponent_q15(self.cfg)), -19)  # q5.26 -> q8.7
         return logs.astype(np.int16)  # (q15_t) cast: the value always fits
 
     def _log_mel_f32(self, frame: np.ndarray) -> np.ndarray:
@@ -133,7 +140,7 @@ class _Engine:
             magnitude = dsp.arm_scale_f32(magnitude, peak)
         energies = np.array([dsp.arm_dot_prod_f32(magnitude[pos:pos + len(coefs)], coefs) for pos, coefs in self.filters],
                             dtype=np.float32)
-        return dsp.arm_vlog_f32(dsp.arm_offset_f32(energies, _LOG_OFFSET_F32))
+        return dsp.arm_vlog_f32(dsp.arm_offset_f32(energies, LOG_OFFSET_F32))
 
 
 @functools.lru_cache(maxsize=8)
