@@ -23,6 +23,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "export": ("mcunas.export.command", "export a model to int8 TFLite and a TFLM deployment bundle"),
     "validate": ("mcunas.export.command_validate", "run a .tflite in TFLite Micro: measured vs predicted"),
     "report": ("mcunas.report.command", "write the HTML Pareto report of one or more runs"),
+    "espeak-dataset": ("mcunas.data.command_espeak", "write an offline keyword-spotting dataset spoken by espeak-ng"),
 }
 
 

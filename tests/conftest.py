@@ -45,3 +45,36 @@ def latency_dir() -> Path:
     """Published whole-model latencies on six boards, person_detect.tflite, and the per-op
     Cortex-M4 instruction counts of the mcunas space models (with their architectures)."""
     return _shared_path("reference-models/latency")
+
+
+# --- keyword spotting (issue 15): the offline espeak-ng dataset and CMSIS-DSP's C sources ---------
+def _missing(what: str) -> None:
+    """Skip on a user's machine; fail in CI (CI=true), where .ci/run provides it."""
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{what} (CI=true: .ci/run installs it)")
+    pytest.skip(what)
+
+
+@pytest.fixture(scope="session")
+def espeak_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The ``tiny`` espeak-ng dataset in the Speech Commands layout (13 words x 10 speakers)."""
+    import shutil
+
+    if shutil.which("espeak-ng") is None:
+        _missing("espeak-ng is not installed (Debian package espeak-ng)")
+    from mcunas.data.espeak import build_espeak_dataset
+
+    return build_espeak_dataset(tmp_path_factory.mktemp("espeak") / "speech", preset="tiny")
+
+
+@pytest.fixture(scope="session")
+def cmsis_dsp_dir() -> Path:
+    """CMSIS-DSP's C sources (``$MCUNAS_CMSIS_DSP_DIR``, the user cache, or pip's cmsisdsp sdist)."""
+    from mcunas.errors import ExportError
+    from mcunas.frontend.host_build import cmsis_dsp_sources
+
+    try:
+        return cmsis_dsp_sources()
+    except ExportError as error:
+        _missing(f"CMSIS-DSP C sources unavailable: {error}")
+# --- end keyword spotting

@@ -143,7 +143,7 @@ def test_top_level_problems(tmp_path: Path, text: str, expected: str):
         ("distillation: {alpha: 2}", "distillation.alpha: must be less than or equal to 1, got 2"),
         ("boards: []", "boards: List should have at least 1 item"),
         # unknown names, with what is allowed
-        ("dataset: {name: imagenet}", "dataset.name: unknown name 'imagenet' (allowed: digits, mnist, cifar10, synthetic)"),
+        ("dataset: {name: imagenet}", "dataset.name: unknown name 'imagenet' (allowed: digits, mnist, cifar10, synthetic, speech_commands)"),
         ("search: {sampler: tpes}", "search.sampler: unknown name 'tpes', did you mean 'tpe'? (allowed: auto, nsga2,"),
         ("search: {pruner: asha}", "search.pruner: unknown name 'asha' (allowed: none, median, successive_halving, hyperband)"),
         ("runtime: tflm", "runtime: unknown name 'tflm'"),
@@ -153,7 +153,7 @@ def test_top_level_problems(tmp_path: Path, text: str, expected: str):
         ("objectives: [accuracy, macs, accuracy]", "objectives: objective(s) listed more than once: accuracy"),
         ("boards: [a-board, a-board]", "boards: board 'a-board' is listed twice"),
         ("dataset: {name: mnist}", "dataset.data_dir: required for dataset 'mnist' (a folder with its files) or set download: true"),
-        ("dataset: {name: cifar10, download: true, data_dir: /tmp}", "dataset.download: dataset 'cifar10' cannot be downloaded (allowed for: mnist)"),
+        ("dataset: {name: cifar10, download: true, data_dir: /tmp}", "dataset.download: dataset 'cifar10' cannot be downloaded (allowed for: mnist, speech_commands)"),
         ("dataset: {name: mnist, data_dir: no/such/dir}", "dataset.data_dir: folder not found:"),
         ("dataset: {name: digits, channels: 3}", "dataset.channels: only the synthetic dataset takes this option"),
         ("distillation: {teacher_arch: missing.json}", "distillation.teacher_arch: file not found:"),

@@ -11,14 +11,33 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
+from mcunas.data.audio_augment import AudioAugmentConfig
+from mcunas.frontend.config import FrontEndConfig
 from mcunas.schema import Section, resolve_path
 
-DATASETS: tuple[str, ...] = ("digits", "mnist", "cifar10", "synthetic")
+DATASETS: tuple[str, ...] = ("digits", "mnist", "cifar10", "synthetic", "speech_commands")
 # Datasets read from files in ``data_dir``, and those that can fetch them (``download: true``).
-FILE_DATASETS: tuple[str, ...] = ("mnist", "cifar10")
-DOWNLOADABLE_DATASETS: tuple[str, ...] = ("mnist",)
+FILE_DATASETS: tuple[str, ...] = ("mnist", "cifar10", "speech_commands")
+DOWNLOADABLE_DATASETS: tuple[str, ...] = ("mnist", "speech_commands")
+# Datasets whose samples are not images: load_dataset builds their splits itself (no RawDataset).
+AUDIO_DATASETS: tuple[str, ...] = ("speech_commands",)
 
 DatasetName = Literal[DATASETS]  # type: ignore[valid-type]
+
+
+class SpeechCommandsConfig(Section):
+    """``dataset.speech_commands``: the task, the front end computing the model input, augmentation.
+
+    The input is ``front_end.input_shape`` (frames x features, one channel); the split lists of
+    the dataset folder give val and test, so ``dataset.resolution`` and ``val_fraction`` are unused.
+    """
+
+    task: Literal[12, 35] = Field(default=12, description="12: ten keywords + silence + unknown; 35: all words")
+    front_end: FrontEndConfig = FrontEndConfig()
+    augment: AudioAugmentConfig = AudioAugmentConfig()
+    feature_cache_dir: Path | None = Field(default=None, strict=False, description="default: data_dir/.mcunas-features")
+
+    _resolve_cache_dir = field_validator("feature_cache_dir")(resolve_path)
 
 
 class DatasetConfig(Section):
@@ -35,6 +54,9 @@ class DatasetConfig(Section):
     max_test_samples: int | None = Field(default=None, ge=1)
     channels: int | None = Field(default=None, ge=1, le=4, description="synthetic only: input channels (default 1)")
     num_classes: int | None = Field(default=None, ge=2, le=1000, description="synthetic only: classes (default 10)")
+    speech_commands: SpeechCommandsConfig | None = Field(
+        default=None, description="speech_commands only: task, front end, augmentation (defaults when omitted)"
+    )
 
     _resolve_data_dir = field_validator("data_dir")(resolve_path)
 
@@ -60,4 +82,13 @@ def dataset_problems(dataset: DatasetConfig) -> list[str]:
     for key in ("channels", "num_classes"):
         if getattr(dataset, key) is not None and dataset.name != "synthetic":
             problems.append(f"dataset.{key}: only the synthetic dataset takes this option (dataset is {dataset.name!r})")
+    if dataset.speech_commands is not None and dataset.name != "speech_commands":
+        problems.append(f"dataset.speech_commands: only the speech_commands dataset takes this section (dataset is {dataset.name!r})")
+    if dataset.name == "speech_commands":
+        # a value other than the default (the resolved config in a run directory holds the defaults)
+        for key in ("resolution", "val_fraction"):
+            if getattr(dataset, key) == DatasetConfig.model_fields[key].default:
+                continue
+            problems.append(f"dataset.{key}: not used by speech_commands (its input is front_end's frames x features; "
+                            f"val and test come from the split lists)")
     return problems

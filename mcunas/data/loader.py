@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mcunas.data.config import DATASETS, DatasetConfig
+from mcunas.data.config import AUDIO_DATASETS, DATASETS, DatasetConfig
 from mcunas.data.splits import DatasetSplits, RawDataset, build_splits
 from mcunas.errors import DatasetError
 
@@ -17,6 +17,8 @@ def _require_data_dir(cfg: DatasetConfig) -> Path:
 
 def load_raw(cfg: DatasetConfig) -> RawDataset:
     """The dataset's images as stored (downloading MNIST first when ``cfg.download``)."""
+    if cfg.name in AUDIO_DATASETS:
+        raise DatasetError(f"dataset {cfg.name!r} is audio: it has no raw images (use load_dataset)")
     if cfg.name == "digits":
         from mcunas.data.digits import load_digits_raw
 
@@ -45,12 +47,35 @@ def load_raw(cfg: DatasetConfig) -> RawDataset:
     raise DatasetError(f"unknown dataset {cfg.name!r} (allowed: {', '.join(DATASETS)})")
 
 
+def _load_speech_commands(cfg: DatasetConfig) -> DatasetSplits:
+    from mcunas.data.speech_commands import download_speech_commands, load_speech_commands
+
+    data_dir = _require_data_dir(cfg)
+    if cfg.download:
+        download_speech_commands(data_dir)
+    options = cfg.speech_commands
+    return load_speech_commands(
+        data_dir,
+        task=options.task if options else 12,
+        front_end=options.front_end if options else None,
+        augment=options.augment if options else None,
+        cache_dir=options.feature_cache_dir if options else None,
+        max_train_samples=cfg.max_train_samples,
+        max_test_samples=cfg.max_test_samples,
+    )
+
+
 def load_dataset(cfg: DatasetConfig, seed: int = 0) -> DatasetSplits:
     """Load, split (val from ``seed``), resize to ``cfg.resolution`` and normalize a dataset.
+
+    ``speech_commands`` gives :class:`mcunas.data.speech_commands.AudioDatasetSplits` (front-end
+    features; ``cfg.resolution`` and ``val_fraction`` do not apply, the split lists do).
 
     Raises:
         DatasetError: missing or corrupt dataset files (the message names the file).
     """
+    if cfg.name == "speech_commands":
+        return _load_speech_commands(cfg)
     return build_splits(
         load_raw(cfg),
         resolution=cfg.resolution,
