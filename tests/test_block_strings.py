@@ -158,7 +158,7 @@ def test_read_arch_tells_files_from_block_strings(tmp_path, monkeypatch) -> None
     for text in ("plain", str(tmp_path / "plain"), "model.onnx", "", "x" + DSCNN):
         with pytest.raises(NotAnArchError, match="expected an architecture file .* or a block string"):
             read_arch(text)
-    with pytest.raises(ArchitectureError, match="no such architecture file"):
+    with pytest.raises(ArchitectureError, match="architecture file not found"):
         read_arch("absent.json")
     with pytest.raises(ArchitectureError, match="token 1 'r32'"):
         read_arch("r32-stem_k3_s2_c8-ir_r1_k3_e1_s1_c8-fc10")

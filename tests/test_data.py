@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mcunas.config import DatasetConfig
+from mcunas.data.config import DatasetConfig
 from mcunas.data import calibration_sample, load_dataset, verify_mnist
 from mcunas.data.cifar10 import load_batch, load_cifar10_raw
 from mcunas.data.mnist import MNIST_FILES, download_mnist, parse_idx, read_mnist_file

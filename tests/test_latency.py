@@ -212,7 +212,7 @@ def test_malformed_profile_file_names_file_and_key(tmp_path: Path) -> None:
     data["schema"] = "mcunas-latency-profile/1"
     check(r"'schema' must be 'mcunas-latency-profile/2'")
     path.write_text("{", encoding="utf-8")
-    with pytest.raises(ProfileError, match=r"p\.json: invalid JSON at line 1"):
+    with pytest.raises(ProfileError, match=r"p\.json: not valid JSON \(line 1"):
         load_profile(path)
 
 

@@ -70,7 +70,7 @@ def test_user_errors_exit_2_with_a_message(capsys, tmp_path) -> None:
     status, _, err = run_cli(capsys, "space", "sample", "mobilenetv1", "--num-classes", "1")
     assert status == 2 and "space.num_classes" in err
     status, _, err = run_cli(capsys, "space", "show", str(tmp_path / "absent.json"))
-    assert status == 2 and "absent.json: no such architecture file" in err
+    assert status == 2 and "absent.json: architecture file not found" in err
 
 
 def test_importing_spaces_and_its_command_stays_light() -> None:

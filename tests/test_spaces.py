@@ -406,7 +406,7 @@ def test_missing_field_and_bad_activation_are_named() -> None:
 
 
 def test_load_arch_errors_name_the_file(tmp_path) -> None:
-    with pytest.raises(ArchitectureError, match="no such architecture file"):
+    with pytest.raises(ArchitectureError, match="architecture file not found"):
         load_arch(tmp_path / "absent.json")
     broken = tmp_path / "broken.json"
     broken.write_text('{"space": "mobilenetv2",')

@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 
 from mcunas.cli import main
-from mcunas.config import DatasetConfig, SpeechCommandsConfig, parse_experiment
+from mcunas.config import parse_experiment
+from mcunas.data.config import DatasetConfig, SpeechCommandsConfig
 from mcunas.data import AudioAugmentConfig, load_dataset, load_speech_commands
 from mcunas.data.audio_augment import ClipRecipe, draw_augmentations, mix_at_snr, render_clip, time_shift
 from mcunas.data.espeak import PRESETS, build_espeak_dataset

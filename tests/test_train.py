@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from mcunas.config import DatasetConfig, parse_experiment
+from mcunas.config import parse_experiment
+from mcunas.data.config import DatasetConfig
 from mcunas.data import load_dataset
 from mcunas.search.distill import distillation_loss, ensure_teacher
 from mcunas.search.train import TrainData, augment, build_model, train

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Sequence
 
 from mcunas.errors import ProfileError
 from mcunas.estimators.latency import Profile, resolve_profile
-from mcunas.io import write_json
+from mcunas.io import read_user_text, write_json
 
 if TYPE_CHECKING:
     from mcunas.estimators.board import Board
@@ -46,15 +46,6 @@ def fit_scale(predicted: Sequence[float], measured: Sequence[float]) -> float:
     return sum(ratios) / sum(r * r for r in ratios)
 
 
-def _read_text(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8")
-    except OSError as error:
-        raise ProfileError(f"{path}: cannot read ({error.strerror})") from None
-    except UnicodeDecodeError as error:
-        raise ProfileError(f"{path}: not UTF-8 text ({error.reason} at byte {error.start})") from None
-
-
 def read_measurements(csv_path: str | Path) -> list[tuple[Path, float]]:
     """Read ``tflite_path,measured_ms`` rows; paths are relative to the CSV file's folder.
 
@@ -62,7 +53,7 @@ def read_measurements(csv_path: str | Path) -> list[tuple[Path, float]]:
     that is not a positive number, a model file that does not exist).
     """
     path = Path(csv_path)
-    reader = csv.DictReader(_read_text(path).splitlines(keepends=True))
+    reader = csv.DictReader(read_user_text(path, ProfileError, "measurements file").splitlines(keepends=True))
     missing = {"tflite_path", "measured_ms"} - set(reader.fieldnames or ())
     if missing:
         raise ProfileError(
@@ -100,7 +91,7 @@ def read_tick_log(log_path: str | Path) -> tuple[str, list[tuple[str, int]]]:
     ProfileError when the file has neither header or no rows after it.
     """
     path = Path(log_path)
-    lines = _read_text(path).splitlines()
+    lines = read_user_text(path, ProfileError, "MicroProfiler log").splitlines()
     headers = {_LOG_CSV_HEADER: ("per_op", _LOG_CSV_ROW), _PER_TAG_HEADER: ("per_tag", _PER_TAG_ROW)}
     for start, line in enumerate(lines):
         found = next((value for header, value in headers.items() if line.strip().startswith(header)), None)

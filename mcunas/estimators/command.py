@@ -1,6 +1,6 @@
-"""``mcunas estimate``: SRAM, flash and latency of an architecture or a ``.tflite`` on a board.
+"""``mcunas estimate``: SRAM, flash and latency of an architecture (file or block string) or a ``.tflite`` on a board.
 
-    mcunas estimate ARCH.json|MODEL.tflite --board NAME [--runtime R] [--profile P] [--json]
+    mcunas estimate ARCH.json|BLOCK_STRING|MODEL.tflite --board NAME [--runtime R] [--profile P] [--json]
     mcunas estimate calibrate [MEASUREMENTS.csv] [--ticks LOG --ticks-model MODEL.tflite [--tick-hz HZ]]
                               --board NAME [--runtime R] --out PROFILE.json
 
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.usage = (
-        "mcunas estimate (ARCH.json | MODEL.tflite) --board NAME [--runtime R] [--profile P] [--json]\n"
+        "mcunas estimate (ARCH.json | BLOCK_STRING | MODEL.tflite) --board NAME [--runtime R] [--profile P] [--json]\n"
         "       mcunas estimate calibrate [MEASUREMENTS.csv] [--ticks LOG --ticks-model MODEL.tflite] "
         "--board NAME [--runtime R] --out PROFILE.json"
     )
@@ -37,7 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "inputs",
         nargs="+",
         metavar="INPUT",
-        help="an architecture JSON or an int8 .tflite; or: calibrate MEASUREMENTS.csv "
+        help="an architecture JSON, a block string (e.g. from `mcunas space sample`) or an int8 .tflite; or: calibrate MEASUREMENTS.csv "
         "(CSV columns tflite_path,measured_ms; paths relative to the CSV)",
     )
     parser.add_argument("--board", required=True, help="board name from `mcunas boards`, or a board .yaml file")

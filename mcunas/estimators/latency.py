@@ -40,6 +40,7 @@ from mcunas.estimators.kernels import CLASS_TERMS, LIBRARIES, op_signature, sign
 from mcunas.estimators.packaged import profile_file, profile_names
 from mcunas.estimators.runtime import DEFAULT_RUNTIME, RUNTIMES, check_runtime
 from mcunas.graph.ir import Graph
+from mcunas.io import read_user_json
 
 if TYPE_CHECKING:
     from mcunas.estimators.board import Board
@@ -289,17 +290,7 @@ def _class_cost(entry: Any, terms: tuple[str, ...], where: str) -> ClassCost:
 
 def load_profile(path: str | Path) -> Profile:
     """Read a profile JSON file (as written by :func:`mcunas.estimators.calibrate.save_profile`)."""
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as error:
-        raise ProfileError(f"profile {path}: cannot read ({error.strerror})") from None
-    except UnicodeDecodeError as error:
-        raise ProfileError(f"profile {path}: not UTF-8 text ({error.reason} at byte {error.start})") from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise ProfileError(f"profile {path}: invalid JSON at line {error.lineno}: {error.msg}") from None
-    return Profile.from_dict(data, str(path))
+    return Profile.from_dict(read_user_json(path, ProfileError, "latency profile"), str(path))
 
 
 @lru_cache(maxsize=None)

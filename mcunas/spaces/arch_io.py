@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
 from mcunas.errors import ArchitectureError
 from mcunas.graph.ir import Graph
+from mcunas.io import read_user_json
 from mcunas.spaces.arch import StagedArch
 from mcunas.spaces.notation import parse_block_string
 from mcunas.spaces.registry import arch_from_dict, get_space
@@ -19,16 +19,7 @@ _BLOCK_STRING_START = re.compile(r"r[0-9]")
 def load_arch(path: str | Path) -> StagedArch:
     """Read an architecture JSON file (``arch.json``); errors name the file."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ArchitectureError(f"{path}: no such architecture file") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise ArchitectureError(f"{path}: cannot read architecture file: {error}") from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise ArchitectureError(f"{path}: not valid JSON (line {error.lineno}, column {error.colno}: {error.msg})") from None
+    data = read_user_json(path, ArchitectureError, "architecture file")
     try:
         return arch_from_dict(data)
     except ArchitectureError as error:

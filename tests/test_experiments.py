@@ -1,0 +1,47 @@
+"""The shipped experiments: each loads, and the quick start's latency ceiling binds.
+
+The quick start must show what makes mcunas hardware-aware: some candidates of its space break
+the board's limits and are rejected before training, others fit.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import optuna
+import pytest
+
+from mcunas.config import load_experiment
+from mcunas.errors import ConfigError
+from mcunas.estimators import estimate, load_board
+from mcunas.estimators.budget import broken_limits, limits
+from mcunas.search.context import make_space
+
+EXPERIMENTS = sorted((Path(__file__).resolve().parents[1] / "experiments").glob("*.yaml"))
+QUICKSTART = Path(__file__).resolve().parents[1] / "experiments" / "quickstart.yaml"
+
+
+@pytest.mark.parametrize("path", EXPERIMENTS, ids=[p.stem for p in EXPERIMENTS])
+def test_experiment_loads(path: Path) -> None:
+    try:
+        experiment = load_experiment(path)
+    except ConfigError as error:  # the MNIST experiments read ../shared, absent on a user's machine
+        if "dataset.data_dir: folder not found" not in str(error) or os.environ.get("CI") == "true":
+            raise
+        pytest.skip(f"{path.name}: its dataset folder is absent here ({error})")
+    assert experiment.name == path.stem  # the run directory and study names follow the file
+
+
+def test_quickstart_rejects_some_candidates_before_training() -> None:
+    experiment = load_experiment(QUICKSTART)
+    board = load_board(experiment.boards[0])
+    board_limits = limits(board, experiment.constraints.max_latency_ms)
+    space = make_space(experiment, input_channels=1, num_classes=10)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    broken = []
+    for _ in range(60):
+        arch = space.sample(study.ask())
+        broken.append(bool(broken_limits(estimate(space.graph(arch), board, experiment.runtime), board_limits)))
+    share = sum(broken) / len(broken)
+    assert 0.15 <= share <= 0.85, f"{share:.0%} of the quick start's candidates break a limit"
