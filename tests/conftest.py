@@ -103,6 +103,13 @@ class PostgresServer:
         finally:
             connection.close()
 
+    def answers(self) -> bool:
+        try:
+            self.execute("SELECT 1")
+        except Exception:  # psycopg2.OperationalError: refused, shutting down, starting up
+            return False
+        return True
+
     def control(self, action: str) -> None:
         """``pg_ctlcluster VERSION NAME action`` (start, stop, restart), waiting for it."""
         if self.cluster is None:
@@ -136,7 +143,7 @@ def postgres_server() -> PostgresServer:
     server = PostgresServer(POSTGRES_URL, _controllable_cluster(make_url(POSTGRES_URL).port or 5432))
     try:
         server.execute("SELECT 1")
-    except Exception as error:  # psycopg2.OperationalError and friends: no server, wrong role
+    except Exception as error:  # psycopg2.OperationalError: no server, wrong role or password
         require(f"no PostgreSQL server answers at {redact(POSTGRES_URL)} ({str(error).strip().splitlines()[0]}); "
                 f"`make setup-postgres` (as root) installs and starts one, or set MCUNAS_TEST_POSTGRES_URL")
     return server
@@ -153,7 +160,7 @@ def postgres_url(postgres_server: PostgresServer) -> Iterator[str]:
     try:
         yield postgres_server.database_url(name)
     finally:
-        if postgres_server.cluster is not None:
+        if postgres_server.cluster is not None and not postgres_server.answers():
             postgres_server.control("start")
         postgres_server.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
