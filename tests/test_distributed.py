@@ -288,15 +288,6 @@ def test_reservation_larger_than_the_cluster_is_refused(tmp_path, shared_cluster
     assert _study(url, "big").trials == []
 
 
-def test_storage_errors_name_the_config_key_and_hide_passwords(tmp_path):
-    with pytest.raises(ConfigError, match=r"search\.storage: folder of the journal file .* does not exist"):
-        open_storage(str(tmp_path / "missing" / "journal.log"))
-    with pytest.raises(ConfigError) as error:
-        open_storage("postgresql+psycopg2://mcunas:s3cret@127.0.0.1:1/mcunas")
-    assert "search.storage" in str(error.value) and "s3cret" not in str(error.value)
-    with pytest.raises(ConfigError, match=r"search\.storage: cannot open"):
-        open_storage("nosuchdialect://host/db")
-
 
 def test_worker_resources_are_validated():
     with pytest.raises(ConfigError, match=r"search\.workers"):

@@ -149,12 +149,12 @@ def prepare_run_dir(
             needs an environment variable that is not set.
     """
     path = Path(run_dir).resolve()
-    path.mkdir(parents=True, exist_ok=True)
     check_config(path, experiment)
     info = read_run_json(path) if (path / RUN_INFO_FILE).is_file() else {}
     chosen = experiment.search.storage or info.get("storage") or default_storage_url(path, several_processes)
     storage_url = resolve_storage_url(chosen)
     check_storage_for(storage_url, several_processes)
+    path.mkdir(parents=True, exist_ok=True)
     studies = {board.name: study_name(experiment.name, board.name) for board in boards}
     now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     max_latency_ms = experiment.constraints.max_latency_ms
