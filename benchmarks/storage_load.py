@@ -129,18 +129,12 @@ class Row:
 
 
 def _server_sql(server_url: str, sql: str) -> None:
-    import psycopg2
-    from sqlalchemy.engine import make_url
+    """One statement outside a transaction (CREATE/DROP DATABASE) on the server's database."""
+    import sqlalchemy
 
-    url = make_url(server_url)
-    connection = psycopg2.connect(host=url.host, port=url.port or 5432, user=url.username, password=url.password,
-                                  dbname=url.database, connect_timeout=5)
-    connection.autocommit = True
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute(sql)
-    finally:
-        connection.close()
+    engine = sqlalchemy.create_engine(server_url, isolation_level="AUTOCOMMIT", poolclass=sqlalchemy.pool.NullPool)
+    with engine.connect() as connection:
+        connection.execute(sqlalchemy.text(sql))
 
 
 class _Databases:

@@ -90,18 +90,13 @@ class PostgresServer:
         return make_url(self.url).password or ""
 
     def execute(self, sql: str) -> None:
-        import psycopg2
-        from sqlalchemy.engine import make_url
+        """Run one statement outside a transaction (CREATE/DROP DATABASE) on the maintenance database."""
+        import sqlalchemy
 
-        url = make_url(self.url)
-        connection = psycopg2.connect(host=url.host, port=url.port or 5432, user=url.username, password=url.password,
-                                      dbname=url.database, connect_timeout=5)
-        connection.autocommit = True
-        try:
-            with connection.cursor() as cursor:
-                cursor.execute(sql)
-        finally:
-            connection.close()
+        engine = sqlalchemy.create_engine(self.url, isolation_level="AUTOCOMMIT", poolclass=sqlalchemy.pool.NullPool,
+                                          connect_args={"connect_timeout": 5})
+        with engine.connect() as connection:
+            connection.execute(sqlalchemy.text(sql))
 
     def answers(self) -> bool:
         try:

@@ -311,6 +311,7 @@ class _Driver:
                 ready, _ = ray.wait(list(self.running), num_returns=1)
                 for ref in ready:
                     self._collect(ref)
+            self._fail_orphans()
         finally:
             self.result.wall_seconds = time.perf_counter() - start
             self._cancel_running()
@@ -413,6 +414,21 @@ class _Driver:
 
         self._storage(f"queue trial {number} of board {item.board} again", enqueue)
         self.result.retried[item.board].append(number)
+
+    def _fail_orphans(self) -> None:
+        """Fail trials left RUNNING that no task runs: an ``ask`` whose commit went through while
+        the connection broke, repeated by :func:`retry_storage`, leaves one such trial behind."""
+        from optuna.trial import TrialState
+
+        for board, study in self.studies.items():
+            orphans = self._storage(f"list the trials of board {board}",
+                                    lambda: study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
+            for trial in orphans:
+                self._storage(f"mark trial {trial.number} of board {board} failed",
+                              lambda number=trial.number: study.tell(number, state=TrialState.FAIL,
+                                                                     skip_if_finished=True))
+                _logger.info("trial %s of board %s never ran (created while the storage connection broke): failed",
+                             trial.number, board)
 
     def _cancel_running(self) -> None:
         """Cancel the tasks still in flight and mark their trials interrupted.
