@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -110,10 +112,10 @@ def _check_resumed_run(run_dir: Path, storage_url: str) -> None:
     assert [p for p in (run_dir / "final" / BOARD).iterdir()], "finalization ran"
 
 
-def _run_killed_then_resumed(tmp_path: Path, storage: str) -> tuple[Path, str]:
+def _run_killed_then_resumed(tmp_path: Path, storage: str, run_dir: Path | None = None) -> tuple[Path, str]:
     config = tmp_path / "killed.yaml"
     config.write_text(CONFIG.format(board=BOARD, trials=TRIALS, storage=storage))
-    run_dir = tmp_path / "run"
+    run_dir = run_dir or tmp_path / "run"
     agents = _kill_mid_search(config, run_dir, tmp_path / "first.log")
     rerun = subprocess.run(_search(config, run_dir), env=_env(), capture_output=True, text=True, timeout=600)
     assert rerun.returncode == 0, rerun.stderr[-4000:]
@@ -134,15 +136,24 @@ def test_killed_driver_resumes_from_the_journal_file(tmp_path):
     assert lines[-1] == b"" and all(json.loads(line) for line in lines[:-1]), "the journal is whole"
 
 
+@pytest.fixture()
+def short_dir():
+    """A folder with a short path: a run directory in it keeps Ray's files (logs) in RUN_DIR/ray."""
+    folder = Path(tempfile.mkdtemp(prefix="mcunas-pg-", dir="/tmp"))
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
 @pytest.mark.slow
 def test_killed_driver_resumes_from_postgresql_and_the_password_is_written_nowhere(
-    tmp_path, postgres_server, postgres_url
+    tmp_path, short_dir, postgres_server, postgres_url
 ):
-    run_dir, output = _run_killed_then_resumed(tmp_path, f", storage: '{postgres_url}'")
+    run_dir, output = _run_killed_then_resumed(tmp_path, f", storage: '{postgres_url}'", short_dir / "run")
     _check_resumed_run(run_dir, postgres_url)
     password = postgres_server.password.encode()
     assert password and password in postgres_url.encode()
-    leaks = [str(p) for p in run_dir.rglob("*") if p.is_file() and password in p.read_bytes()]
+    assert any((run_dir / "ray").glob("session_*/logs/*")), "Ray's logs are in the run directory, and searched"
+    leaks = [str(p) for p in run_dir.rglob("*") if p.is_file() and not p.is_symlink() and password in p.read_bytes()]
     assert leaks == [], f"the password is written in {leaks}"
     assert password.decode() not in output
     assert "***" in (run_dir / "config.yaml").read_text()
