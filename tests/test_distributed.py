@@ -4,8 +4,9 @@ Most cases use a cheap real Optuna objective (two sampled parameters, a short sl
 for training) on one shared local cluster, so that the machinery is tested in seconds: a worker
 SIGKILLs its own process in the middle of a trial, an evaluation raises, workers keep dying.
 The slow cases send a real SIGINT to the driver, join a cluster started with ``ray start
---head``, and run the real search (training, distillation, finalization, report) sequentially
-and on Ray while a worker is SIGKILLed from outside during training.
+--head``, kill a whole second Ray node (its raylet and workers) mid-trial, and run the real search
+(training, distillation, finalization, report) sequentially and on Ray while a worker is
+SIGKILLed from outside during training. The objective and helpers are in tests/toys.py.
 """
 
 from __future__ import annotations

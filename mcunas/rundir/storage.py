@@ -250,7 +250,7 @@ def retry_storage(call: Callable[[], T], *, what: str, url: str, retry_s: float)
                 raise storage_unavailable(url, f"was unreachable for {retry_s:g} s (could not {what})", error) from None
             pause = min(wait, left)
             _logger.warning("storage %s unreachable (%s): retrying in %.1f s (for up to %.0f s more)",
-                            redact(url), redact(_first_line(_root_cause(error))), pause, left)
+                            redact(url), describe_storage_error(error), pause, left)
             time.sleep(pause)
             wait = min(wait * _WAIT_GROWTH, _MAX_WAIT_S)
 
@@ -259,9 +259,14 @@ def storage_unavailable(url: str, what: str, error: BaseException) -> StorageErr
     """The one error of a search that lost its storage: what happened, the last database error,
     and that rerunning the same command resumes the run."""
     return StorageError(
-        f"search.storage: {redact(url)} {what}; last error: {redact(_first_line(_root_cause(error)))}. Finished trials "
+        f"search.storage: {redact(url)} {what}; last error: {describe_storage_error(error)}. Finished trials "
         f"are kept in it; run the same command again to resume once it is back"
     )
+
+
+def describe_storage_error(error: BaseException) -> str:
+    """``Type: first line`` of the database error under ``error`` (Optuna wraps it), redacted."""
+    return redact(_first_line(_root_cause(error)))
 
 
 def _root_cause(error: BaseException) -> BaseException:

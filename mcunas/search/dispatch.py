@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, Sequence, TypeVar
 
 from mcunas.errors import McunasError, StorageError
-from mcunas.rundir.storage import is_storage_unavailable, open_storage, retry_storage
+from mcunas.rundir.storage import describe_storage_error, is_storage_unavailable, open_storage, retry_storage
 from mcunas.search.cluster import WorkerResources, check_shared_run_dir, ray_cluster
 from mcunas.secrets import RedactingFormatter, redact
 
@@ -162,7 +162,7 @@ def evaluate_trial_task(task: TrialTask) -> TrialOutcome:
         if not is_storage_unavailable(error):
             raise
         _worker_storage.cache_clear()  # reconnect on the next task
-        return TrialOutcome(_STORAGE_LOST, None, redact(f"{type(error).__name__}: {str(error).strip().splitlines()[0]}"))
+        return TrialOutcome(_STORAGE_LOST, None, describe_storage_error(error))
     if isinstance(values, (int, float)):
         values = (values,)
     return TrialOutcome("COMPLETE", tuple(float(v) for v in values))
