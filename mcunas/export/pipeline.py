@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from mcunas.errors import ExportError, RunDirError
 from mcunas.estimators.runtime import DEFAULT_RUNTIME
 from mcunas.export.validate import FLOAT_MODEL_NAME, Validation
-from mcunas.io import write_json
+from mcunas.io import space_checked, write_json
 
 if TYPE_CHECKING:
     from mcunas.config import Experiment
@@ -168,12 +168,18 @@ def export_model(
 
 
 def _move_into_place(staging: Path, out: Path) -> None:
-    """Copy ``staging`` beside ``out`` and rename it onto ``out`` (replacing an old export)."""
+    """Copy ``staging`` beside ``out`` and rename it onto ``out`` (replacing an old export).
+
+    Raises:
+        OutOfSpaceError: the disk of ``out`` filled up; the partial copy is removed and an old
+            export is left as it was.
+    """
     out.parent.mkdir(parents=True, exist_ok=True)
     incoming = Path(tempfile.mkdtemp(prefix=f".{out.name}.new-", dir=out.parent))
     incoming.chmod(0o755)  # mkdtemp makes it private; an export folder is an ordinary one
     try:
-        shutil.copytree(staging, incoming, dirs_exist_ok=True)
+        # A full disk raises OutOfSpaceError from the copy at once (copytree would collect it).
+        shutil.copytree(staging, incoming, dirs_exist_ok=True, copy_function=_copy_file)
         if out.exists():
             retired = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
             os.replace(out, retired / out.name)
@@ -183,6 +189,11 @@ def _move_into_place(staging: Path, out: Path) -> None:
             os.replace(incoming, out)
     finally:
         shutil.rmtree(incoming, ignore_errors=True)
+
+
+def _copy_file(source: str, target: str) -> None:
+    with space_checked(target):
+        shutil.copy2(source, target)
 
 
 def run_dir_member(run_dir: str | os.PathLike[str], trial: int | None = None, board: str | None = None) -> dict[str, Any]:

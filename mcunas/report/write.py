@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from mcunas.errors import RunDirError
-from mcunas.io import atomic_write_bytes, atomic_write_text
+from mcunas.io import atomic_write_bytes, atomic_write_text, staged_files
 from mcunas.report import figures, html, tables
 from mcunas.report.load import RunData, load_run
 
@@ -14,20 +14,32 @@ from mcunas.report.load import RunData, load_run
 CHART_METRICS: tuple[str, ...] = ("latency_ms", "sram_bytes", "flash_bytes")
 
 
-def write_report(run_dirs: Sequence[Path], out_path: Path) -> Path:
+def write_report(run_dirs: Sequence[Path], out_path: Path, *,
+                 storage_urls: Mapping[Path, str] | None = None) -> Path:
     """Write the report of ``run_dirs`` to ``out_path`` (HTML) and return ``out_path``.
 
     Beside ``out_path`` go ``pareto.csv``, ``trials.csv`` and ``figures/`` with
-    ``pareto_<board>_<metric>.png|svg`` and ``progress.png|svg``. Every file is written
-    atomically. Runs are told apart by their directory names (with the parent folder prepended
-    where two names are equal). Raises :class:`RunDirError` for a missing or incomplete run
+    ``pareto_<board>_<metric>.png|svg`` and ``progress.png|svg``. The files are written into a
+    staging folder and moved into place together: a report that cannot be written whole (a full
+    disk: :class:`~mcunas.errors.OutOfSpaceError`) leaves none of its files behind. Runs are
+    told apart by their directory names (with the parent folder prepended where two names are
+    equal). ``storage_urls`` gives the usable storage URL of a run whose ``run.json`` records it
+    with its password hidden. Raises :class:`RunDirError` for a missing or incomplete run
     directory.
     """
     if not run_dirs:
         raise RunDirError("no run directory given")
     out_path = Path(out_path)
-    runs = [load_run(Path(d), label) for d, label in zip(run_dirs, _labels(run_dirs))]
-    out_dir = out_path.parent
+    urls = {Path(d).resolve(): url for d, url in (storage_urls or {}).items()}
+    runs = [load_run(Path(d), label, storage_url=urls.get(Path(d).resolve()))
+            for d, label in zip(run_dirs, _labels(run_dirs))]
+    with staged_files(out_path.parent) as stage:
+        _write_files(runs, stage, out_path.name)
+    return out_path
+
+
+def _write_files(runs: Sequence[RunData], out_dir: Path, page_name: str) -> None:
+    """The page ``out_dir/page_name``, its tables and its figures."""
     figure_dir = out_dir / "figures"
 
     series_by_board = _series_by_board(runs)
@@ -56,8 +68,7 @@ def write_report(run_dirs: Sequence[Path], out_path: Path) -> Path:
     page = html.render_page(
         runs, tables.board_summaries(runs), pareto_figures, progress, pareto_rows, validation_rows, trial_rows
     )
-    atomic_write_text(out_path, page)
-    return out_path
+    atomic_write_text(out_dir / page_name, page)
 
 
 def _labels(run_dirs: Sequence[Path]) -> list[str]:
