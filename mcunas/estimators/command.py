@@ -1,11 +1,13 @@
 """``mcunas estimate``: SRAM, flash and latency of an architecture or a ``.tflite`` on a board.
 
-    mcunas estimate ARCH.json|MODEL.tflite --board NAME [--runtime R] [--profile P] [--json]
+    mcunas estimate ARCH.json|MODEL.tflite --board NAME [--runtime R] [--profile P] [--per-op] [--json]
     mcunas estimate calibrate MEASUREMENTS.csv --board NAME [--runtime R] [--out PROFILE.json]
 
 ``calibrate`` fits a latency profile to latencies measured on the board (CSV columns
 ``tflite_path,measured_ms``, paths relative to the CSV); pass the written file back with
-``--profile``.
+``--profile``. ``--per-op`` adds the per-op view (:mod:`mcunas.estimators.per_op`): per op its
+output shape, MACs, the arena bytes live while it runs and its latency share, the peak-memory op
+marked.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ RUNTIME_CHOICES = ("tflm-cmsis-nn", "tflm-reference")
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.usage = (
-        "mcunas estimate (ARCH.json | MODEL.tflite) --board NAME [--runtime R] [--profile P] [--json]\n"
+        "mcunas estimate (ARCH.json | MODEL.tflite) --board NAME [--runtime R] [--profile P] [--per-op] [--json]\n"
         "       mcunas estimate calibrate MEASUREMENTS.csv --board NAME [--runtime R] --out PROFILE.json"
     )
     parser.add_argument(
@@ -41,7 +43,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--runtime", default="tflm-cmsis-nn", choices=RUNTIME_CHOICES)
     parser.add_argument("--profile", type=Path, help="latency profile JSON (from `mcunas estimate calibrate`)")
     parser.add_argument("--max-latency-ms", type=float, help="latency ceiling to check (ms)")
-    parser.add_argument("--json", action="store_true", help="print the Cost as JSON")
+    parser.add_argument(
+        "--per-op",
+        action="store_true",
+        help="also show per op: output shape, MACs, arena bytes live while it runs, latency share; marks the peak-memory op",
+    )
+    parser.add_argument("--json", action="store_true", help="print the Cost as JSON (with --per-op: and the per-op rows)")
     parser.add_argument("--out", type=Path, help="calibrate: where to write the profile JSON")
 
 
@@ -57,11 +64,33 @@ def run(args: argparse.Namespace) -> int:
     board = load_board(args.board)
     graph = _graph(Path(args.inputs[0]))
     cost = estimate(graph, board, args.runtime, profile=args.profile, max_latency_ms=args.max_latency_ms)
+    rows = _per_op_rows(graph, board, args) if args.per_op else None
     if args.json:
-        print(json.dumps(cost.to_dict(), indent=2))
+        data = cost.to_dict()
+        if rows is not None:
+            from mcunas.estimators.per_op import to_dict
+
+            data["per_op"] = to_dict(rows)
+        print(json.dumps(data, indent=2))
     else:
         print(_table(cost, board, graph.name))
+        if rows is not None:
+            from mcunas.estimators.per_op import format_table
+
+            print(f"\nper op (32-bit arena, {args.runtime}):")
+            print(format_table(rows))
     return 0
+
+
+def _per_op_rows(graph: Graph, board: Board, args: argparse.Namespace) -> list:
+    from mcunas.estimators.cost import KERNELS
+    from mcunas.estimators.latency import resolve_profile
+    from mcunas.estimators.per_op import per_op_view
+
+    profile = None
+    if board.latency_supported or args.profile is not None:
+        profile = resolve_profile(board, args.runtime, args.profile)
+    return per_op_view(graph, "cortex-m", KERNELS[args.runtime], profile)
 
 
 def _graph(path: Path) -> Graph:

@@ -8,7 +8,7 @@ accuracy from the PyTorch model) and write the deployment bundle
 
 The export directory holds ``model.tflite``, ``model_float32.tflite`` (same graph in float, for
 per-layer error analysis), ``model_data.cc``, ``model_data.h``, ``model_config.h``,
-``README.md`` and ``validation.json``. It is assembled in a temporary directory and renamed into
+``README.md``, ``validation.json`` and ``per_op.txt`` (the per-op arena and latency view). It is assembled in a temporary directory and renamed into
 place at the end: after a failure ``out_dir`` is left as it was (absent, or the previous export).
 """
 
@@ -25,6 +25,8 @@ from mcunas.export.validate import FLOAT_MODEL_NAME, DEFAULT_RUNTIME, Validation
 from mcunas.io import write_json
 
 MODEL_NAME = "model.tflite"
+# The per-op view of the exported graph (mcunas.estimators.per_op), linked from the report.
+PER_OP_NAME = "per_op.txt"
 DEFAULT_CALIBRATION_SAMPLES = 256
 
 
@@ -103,6 +105,7 @@ def export_model(
     from mcunas.config import Experiment
     from mcunas.data import DatasetSplits, calibration_sample
     from mcunas.estimators import estimate, load_board
+    from mcunas.estimators.per_op import per_op_text
     from mcunas.export.bundle import write_bundle
     from mcunas.export.tflite import export_tflite
     from mcunas.export.validate import validate_tflite
@@ -159,6 +162,7 @@ def export_model(
         validation.tflite_path = str(out / MODEL_NAME)
         write_json(staging / "validation.json", validation.to_dict())
         cost = estimate(graph, board, runtime) if board is not None else {"arena_bytes": validation.arena_bytes_predicted_target}
+        (staging / PER_OP_NAME).write_text(per_op_text(graph, board, runtime), encoding="utf-8")
         write_bundle(
             staging / MODEL_NAME,
             graph,
