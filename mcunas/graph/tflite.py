@@ -265,14 +265,15 @@ def _opcode_names(reader: _Reader, root) -> list[str]:
 
 
 def _check_subgraphs(path: Path, reader: _Reader, subgraphs: list, opcode_names: list[str]) -> None:
+    """One-line ModelFormatError for a model without, or with several, subgraphs (naming the ops
+    of subgraph 0 that call the others: WHILE, IF, CALL_ONCE, ...)."""
     if not subgraphs:
         raise ModelFormatError(f"{path}: the model has no subgraph")
     if len(subgraphs) > 1:
-        callers = [
-            f"operator {index} {opcode_names[reader.scalar(op, _OPERATOR_OPCODE, reader.types.Uint32Flags, 0)]}"
-            for index, op in enumerate(reader.tables(subgraphs[0], _SUBGRAPH_OPERATORS))
-            if opcode_names[reader.scalar(op, _OPERATOR_OPCODE, reader.types.Uint32Flags, 0)] not in SUPPORTED_OPS
-        ]
+        flags = reader.types.Uint32Flags
+        kinds = [opcode_names[reader.scalar(op, _OPERATOR_OPCODE, flags, 0)]
+                 for op in reader.tables(subgraphs[0], _SUBGRAPH_OPERATORS)]
+        callers = [f"operator {index} {kind}" for index, kind in enumerate(kinds) if kind not in SUPPORTED_OPS]
         via = f" (called from subgraph 0 by {', '.join(callers)})" if callers else ""
         raise ModelFormatError(
             f"{path}: the model has {len(subgraphs)} subgraphs{via}; mcunas estimates "
