@@ -8,7 +8,7 @@ accuracy from the PyTorch model) and write the deployment bundle
 
 The export directory holds ``model.tflite``, ``model_float32.tflite`` (same graph in float, for
 per-layer error analysis), ``model_data.cc``, ``model_data.h``, ``model_config.h``,
-``README.md`` and ``validation.json``. It is assembled in a temporary directory and renamed into
+``README.md``, ``validation.json`` and ``per_op.txt`` (the per-op arena and latency view). It is assembled in a temporary directory and renamed into
 place at the end: after a failure ``out_dir`` is left as it was (absent, or the previous export).
 """
 
@@ -32,6 +32,8 @@ if TYPE_CHECKING:
     from mcunas.spaces import Arch
 
 MODEL_NAME = "model.tflite"
+# The per-op view of the exported graph (mcunas.estimators.per_op), linked from the report.
+PER_OP_NAME = "per_op.txt"
 DEFAULT_CALIBRATION_SAMPLES = 256
 
 
@@ -98,6 +100,7 @@ def export_model(
     """
     from mcunas.data import calibration_sample, load_dataset
     from mcunas.estimators import estimate, load_board
+    from mcunas.estimators.per_op import per_op_text
     from mcunas.export.bundle import write_bundle
     from mcunas.export.tflite import export_tflite
     from mcunas.export.validate import validate_tflite
@@ -153,6 +156,7 @@ def export_model(
         validation.tflite_path = str(out / MODEL_NAME)
         write_json(staging / "validation.json", validation.to_dict())
         cost = estimate(graph, board, runtime) if board is not None else {"arena_bytes": validation.arena_bytes_predicted_target}
+        (staging / PER_OP_NAME).write_text(per_op_text(graph, board, runtime), encoding="utf-8")
         write_bundle(
             staging / MODEL_NAME,
             graph,

@@ -12,6 +12,7 @@ import base64
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from html import escape
 from typing import Any
 
@@ -117,6 +118,7 @@ VALIDATION_TABLE = (
     Column("accuracy_float", "float acc (%)", percent_of_one),
     Column("accuracy_int8", "int8 acc (%)", percent_of_one),
     Column("top1_agreement", "top-1 agreement (%)", percent_of_one),
+    Column("per_op_uri", "per-op view", text),
 )
 TRIALS_TABLE = (
     Column("run", "run", text),
@@ -236,7 +238,7 @@ def render_page(
         '<section><h2>Exported models: measured vs predicted</h2>'
         '<p class="sub">Tensor arena measured in the TFLite Micro interpreter (host build) against the memory model for the same build; '
         "the 32-bit target prediction is what the board allocates. Error = (predicted &minus; measured) / measured.</p>",
-        _table("table-validation", VALIDATION_TABLE, validation_rows)
+        _table("table-validation", VALIDATION_TABLE, _with_per_op_links(runs, validation_rows))
         if validation_rows
         else '<p class="note" id="table-validation">No exported models in these runs.</p>',
         "</section>",
@@ -297,6 +299,16 @@ def _figure(figure: FigureRef) -> str:
     )
 
 
+def _with_per_op_links(runs: Sequence[RunData], rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The validation rows with the file URI of each export's ``per_op.txt`` (where it exists)."""
+    paths = {run.label: Path(run.path) for run in runs}
+    linked = []
+    for row in rows:
+        per_op = paths[row["run"]] / "exports" / str(row["board"]) / str(row["number"]) / "per_op.txt"
+        linked.append({**row, "per_op_uri": per_op.resolve().as_uri() if per_op.is_file() else None})
+    return linked
+
+
 def _table(element_id: str, columns: Sequence[Column], rows: Sequence[dict[str, Any]]) -> str:
     head = "".join(
         f'<th class="{"t" if c.show is text else "n"}">{escape(c.header)}</th>' for c in columns
@@ -308,7 +320,10 @@ def _table(element_id: str, columns: Sequence[Column], rows: Sequence[dict[str, 
             value = row.get(c.key)
             css = "t arch" if c.key == "block_string" else ("t" if c.show is text else "n")
             sort_value = "" if value is None else str(value)
-            cells.append(f'<td class="{css}" data-v="{escape(sort_value)}">{escape(c.show(value))}</td>')
+            shown = escape(c.show(value))
+            if c.key == "per_op_uri" and value:
+                shown = f'<a href="{escape(value)}">per op</a>'
+            cells.append(f'<td class="{css}" data-v="{escape(sort_value)}">{shown}</td>')
         body.append("<tr>" + "".join(cells) + "</tr>")
     return (
         f'<div class="scroll"><table class="sortable" id="{element_id}"><thead><tr>{head}</tr></thead>'
