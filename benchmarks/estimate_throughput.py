@@ -2,13 +2,23 @@
 
     .venv/bin/python benchmarks/estimate_throughput.py [--archs 500] [--board NAME] [--repeat 3]
 
-A full estimate is graph construction (``Space.graph(arch)``) + ``estimate()`` (32-bit and host
-arena, model and runtime flash, latency, budget checks). Architectures are drawn by Optuna's
-RandomSampler from the default mobilenetv2 space (not timed). The process is pinned to one CPU
-where the OS allows it. Reported: estimates/s of the whole, and microseconds per estimate of
-each part, timed separately over the same graphs (best of ``--repeat`` passes), in CPU time of
-this process (``time.process_time``: on a shared, loaded machine wall time also counts the time
-spent waiting for the CPU) and, for the whole, also in wall time.
+A full estimate turns an architecture into its :class:`~mcunas.estimators.cost.Cost` (32-bit and
+host arena, model and runtime flash, latency, budget checks), two ways, timed in the same run:
+
+* reference: ``estimate(space.graph(arch), board)`` -- graph construction, then the estimators
+  on the graph;
+* fast: ``mcunas.estimators.fast.estimate_arch(space, arch, board)`` -- the same Cost (checked
+  here on every architecture) from cached parts. Warm: the parts cache already holds the
+  architectures' parts (a search past its first trials); cold: from an empty cache (each part
+  built and read by the reference estimators once).
+
+Architectures are drawn by Optuna's RandomSampler from the default mobilenetv2 space (not
+timed). The process is pinned to one CPU where the OS allows it. Reported: estimates/s and
+microseconds per estimate of the whole and of each part, each timed separately over the same
+architectures (best of ``--repeat`` passes) in CPU time of this process (``time.process_time``:
+on a shared, loaded machine wall time also counts the time spent waiting for the CPU) and, for
+the wholes, also in wall time. Compare the two paths by their ratio in one run: the machine's
+load moves both.
 """
 
 from __future__ import annotations
@@ -24,7 +34,8 @@ from typing import Callable
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from mcunas.estimators import estimate, load_board  # noqa: E402
-from mcunas.estimators import flash, memory  # noqa: E402
+from mcunas.estimators import fast, flash, memory  # noqa: E402
+from mcunas.estimators.cost import cost_of  # noqa: E402
 from mcunas.estimators.latency import default_profile  # noqa: E402
 from mcunas.spaces import get_space  # noqa: E402
 
@@ -43,10 +54,12 @@ def sample_archs(count: int, seed: int) -> list:
     return archs
 
 
-def best_seconds(work: Callable[[], object], repeat: int) -> tuple[float, float]:
-    """(CPU seconds, wall seconds) of the pass with the least CPU time."""
+def best_seconds(work: Callable[[], object], repeat: int, before: Callable[[], object] = lambda: None) -> tuple[float, float]:
+    """(CPU seconds, wall seconds) of the pass with the least CPU time; ``before`` runs untimed
+    before each pass."""
     best = (float("inf"), float("inf"))
     for _ in range(repeat):
+        before()
         cpu, wall = time.process_time(), time.perf_counter()
         work()
         best = min(best, (time.process_time() - cpu, time.perf_counter() - wall))
@@ -66,33 +79,62 @@ def main(argv: list[str] | None = None) -> int:
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
     space = get_space("mobilenetv2")
     board = load_board(args.board)
-    kernels = "cmsis-nn" if args.runtime == "tflm-cmsis-nn" else "reference"
+    runtime = args.runtime
+    kernels = "cmsis-nn" if runtime == "tflm-cmsis-nn" else "reference"
     archs = sample_archs(args.archs, args.seed)
     graphs = [space.graph(a) for a in archs]
-    profile = default_profile(board.core, args.runtime)
+    profile = default_profile(board.core, runtime)
     n = len(archs)
+    mismatches = sum(fast.estimate_arch(space, a, board, runtime) != estimate(g, board, runtime) for a, g in zip(archs, graphs))
+    figures = [fast.arch_figures(space, a) for a in archs]
 
-    full_cpu, full_wall = best_seconds(lambda: [estimate(space.graph(a), board, args.runtime) for a in archs], args.repeat)
+    wholes = {
+        "reference: estimate(space.graph(arch))": (lambda: [estimate(space.graph(a), board, runtime) for a in archs], None),
+        "fast, warm: estimate_arch(arch)": (lambda: [fast.estimate_arch(space, a, board, runtime) for a in archs], None),
+        "fast, cold (empty parts cache)": (lambda: [fast.estimate_arch(space, a, board, runtime) for a in archs],
+                                           fast.clear_cache),
+    }
     parts = {
-        "graph construction": lambda: [space.graph(a) for a in archs],
-        "estimate() on a built graph": lambda: [estimate(g, board, args.runtime) for g in graphs],
-        "  arena, 32-bit target": lambda: [memory.arena_bytes(g, target="cortex-m", kernels=kernels) for g in graphs],
-        "  arena, 64-bit host": lambda: [memory.arena_bytes(g, target="host", kernels="reference") for g in graphs],
-        "  flash (model + runtime code)": lambda: [
-            (flash.model_bytes(g), flash.runtime_code_bytes(g.op_kinds(), kernels, board.core)) for g in graphs
-        ],
-        "  latency": lambda: [profile.estimate(g, board) for g in graphs],
+        "reference": {
+            "graph construction": lambda: [space.graph(a) for a in archs],
+            "estimate() on a built graph": lambda: [estimate(g, board, runtime) for g in graphs],
+            "  arena, 32-bit target": lambda: [memory.arena_bytes(g, target="cortex-m", kernels=kernels) for g in graphs],
+            "  arena, 64-bit host": lambda: [memory.arena_bytes(g, target="host", kernels="reference") for g in graphs],
+            "  flash (model + runtime code)": lambda: [
+                (flash.model_bytes(g), flash.runtime_code_bytes(g.op_kinds(), kernels, board.core)) for g in graphs
+            ],
+            "  latency": lambda: [profile.estimate(g, board) for g in graphs],
+        },
+        "fast (warm)": {
+            "layers: space.spec(arch)": lambda: [space.spec(a, name="") for a in archs],
+            "parts: arch_figures(arch)": lambda: [fast.arch_figures(space, a) for a in archs],
+            "cost_of(figures)": lambda: [cost_of(f, board, runtime) for f in figures],
+            "  arena, both builds": lambda: [f.arena_bytes_pair(kernels) for f in figures],
+            "  flash (model + runtime code)": lambda: [
+                (f.model_bytes(), flash.runtime_code_bytes(f.op_kinds(), kernels, board.core)) for f in figures
+            ],
+            "  latency": lambda: [f.latency(profile, board) for f in figures],
+        },
     }
     ops = sum(len(g.ops) for g in graphs) / n
     print(f"machine: {platform.machine()} {platform.processor() or ''} {os.cpu_count()} CPUs, Python {platform.python_version()}, pinned to 1 CPU")
-    print(f"{n} random mobilenetv2 archs (seed {args.seed}), {ops:.1f} ops per graph on average, board {board.name}, {args.runtime}")
+    print(f"{n} random mobilenetv2 archs (seed {args.seed}), {ops:.1f} ops per graph on average, board {board.name}, {runtime}")
     print(f"load average before: {os.getloadavg()[0]:.1f}" if hasattr(os, "getloadavg") else "")
-    print(f"full estimate (graph + estimate): {n / full_cpu:,.0f} estimates/s CPU time ({1e6 * full_cpu / n:,.1f} us each);"
-          f" {n / full_wall:,.0f} /s wall time")
-    for name, work in parts.items():
-        seconds, _ = best_seconds(work, args.repeat)
-        print(f"  {name:32s} {1e6 * seconds / n:9.1f} us/arch  ({n / seconds:>10,.0f} /s)")
-    return 0
+    print(f"fast Cost == reference Cost on {n - mismatches} of {n} archs; {fast.cache_info()['parts']} distinct parts")
+    seconds = {}
+    for name, (work, before) in wholes.items():
+        cpu, wall = best_seconds(work, args.repeat, before or (lambda: None))
+        seconds[name] = cpu
+        print(f"{name:40s} {n / cpu:>8,.0f} estimates/s CPU time ({1e6 * cpu / n:7.1f} us each); {n / wall:>8,.0f} /s wall time")
+    reference, warm = seconds["reference: estimate(space.graph(arch))"], seconds["fast, warm: estimate_arch(arch)"]
+    print(f"speed-up of the fast path, warm: {reference / warm:.1f}x; cold: {reference / seconds['fast, cold (empty parts cache)']:.1f}x")
+    for group, works in parts.items():
+        print(f"{group}:")
+        for name, work in works.items():
+            cpu, _ = best_seconds(work, args.repeat)
+            print(f"  {name:34s} {1e6 * cpu / n:9.1f} us/arch  ({n / cpu:>10,.0f} /s)")
+    print(f"load average after: {os.getloadavg()[0]:.1f}" if hasattr(os, "getloadavg") else "")
+    return 1 if mismatches else 0
 
 
 if __name__ == "__main__":

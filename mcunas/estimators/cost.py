@@ -11,13 +11,14 @@ rather than fitted (``latency_assumed_ops``, ``latency_assumed_pct``).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from mcunas.estimators.board import Board, load_board
 from mcunas.estimators.budget import broken_limits, limits
-from mcunas.estimators.latency import Profile, resolve_profile, unavailable_reason
+from mcunas.estimators.latency import LatencyEstimate, Profile, resolve_profile, unavailable_reason
 from mcunas.estimators.runtime import DEFAULT_RUNTIME, kernels_of
 from mcunas.graph.ir import Graph
 
@@ -66,6 +67,65 @@ class Cost:
         return asdict(self)
 
 
+class CostFigures(Protocol):
+    """What a :class:`Cost` is made of that depends on the network: read by :func:`cost_of`.
+
+    :class:`GraphFigures` computes them from a graph with the estimator modules;
+    :mod:`mcunas.estimators.fast` from cached parts of a search space's architecture.
+    """
+
+    @property
+    def macs(self) -> int:
+        """Multiply-accumulates of one inference."""
+
+    @property
+    def params(self) -> int:
+        """Weight and bias elements."""
+
+    def arena_bytes_pair(self, kernels: str) -> tuple[int, int]:
+        """(32-bit arena with ``kernels``, 64-bit host arena with the reference kernels), bytes."""
+
+    def model_bytes(self) -> int:
+        """Size of the ``.tflite`` file (bytes)."""
+
+    def op_kinds(self) -> Iterable[str]:
+        """The distinct op kinds."""
+
+    def latency(self, profile: Profile, board: Board) -> LatencyEstimate:
+        """One inference on ``board`` with ``profile``."""
+
+
+class GraphFigures:
+    """The :class:`CostFigures` of a graph: what ``estimate(graph, ...)`` costs."""
+
+    def __init__(self, graph: Graph):
+        self.graph = graph
+
+    @property
+    def macs(self) -> int:
+        return self.graph.macs
+
+    @property
+    def params(self) -> int:
+        return self.graph.params
+
+    def arena_bytes_pair(self, kernels: str) -> tuple[int, int]:
+        from mcunas.estimators import memory
+
+        return memory.arena_bytes_pair(self.graph, kernels)
+
+    def model_bytes(self) -> int:
+        from mcunas.estimators import flash
+
+        return flash.model_bytes(self.graph)
+
+    def op_kinds(self) -> list[str]:
+        return self.graph.op_kinds()
+
+    def latency(self, profile: Profile, board: Board) -> LatencyEstimate:
+        return profile.estimate(self.graph, board)
+
+
 def estimate(
     graph: Graph,
     board: Board | str | Path,
@@ -86,21 +146,34 @@ def estimate(
         latency_bound: what the ceiling is checked against: ``point`` (``latency_ms``) or
             ``upper`` (``latency_ms_high``), see :data:`mcunas.estimators.budget.LATENCY_BOUNDS`.
     """
-    from mcunas.estimators import flash, memory
+    return cost_of(GraphFigures(graph), board, runtime, profile, max_latency_ms, latency_bound)
+
+
+def cost_of(
+    figures: CostFigures,
+    board: Board | str | Path,
+    runtime: str = DEFAULT_RUNTIME,
+    profile: Profile | str | Path | None = None,
+    max_latency_ms: float | None = None,
+    latency_bound: str = "point",
+) -> Cost:
+    """The :class:`Cost` of a network of ``figures`` on ``board``, budgets checked: the one place a
+    Cost is made (arguments as for :func:`estimate`)."""
+    from mcunas.estimators import flash
 
     kernels = kernels_of(runtime)
     board = load_board(board)
-    arena, arena_host = memory.arena_bytes_pair(graph, kernels)
-    model = flash.model_bytes(graph)
-    runtime_code = flash.runtime_code_bytes(graph.op_kinds(), kernels, board.core)
+    arena, arena_host = figures.arena_bytes_pair(kernels)
+    model = figures.model_bytes()
+    runtime_code = flash.runtime_code_bytes(figures.op_kinds(), kernels, board.core)
     latency = None
     if profile is not None or unavailable_reason(board, runtime) is None:
-        latency = resolve_profile(board, runtime, profile).estimate(graph, board)
+        latency = figures.latency(resolve_profile(board, runtime, profile), board)
     cost = Cost(
         board=board.name,
         runtime=runtime,
-        macs=graph.macs,
-        params=graph.params,
+        macs=figures.macs,
+        params=figures.params,
         arena_bytes=arena,
         arena_bytes_host=arena_host,
         sram_bytes=arena + board.sram_reserve_bytes,

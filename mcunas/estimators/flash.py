@@ -32,10 +32,12 @@ models and 5 small Keras models; checked on 10 further exports (10-328 KB): with
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from math import prod
+from typing import NamedTuple
 
 from mcunas.estimators.memory import duplicate_constant_indices
-from mcunas.graph.ir import DTYPE_BYTES, Graph
+from mcunas.graph.ir import DTYPE_BYTES, Graph, Tensor
 from mcunas.graph.tflite import ImportedGraph
 
 # Buffer data alignment in the flatbuffer (schema.fbs: Buffer.data force_align 16).
@@ -91,15 +93,13 @@ def _aligned(nbytes: int) -> int:
 # numbered over the file), its output the same plus ``1``; a strided SAME convolution's also
 # names the PAD folded into it (``...;Const_<n>;model/tf.compat.v1.pad_<k>/Pad;Const_<n'>``).
 # Layer name and op suffix (characters):
-_LAYER_CHARS: dict[str, int] = {
-    "conv": len("tf.nn.convolution/convolution"),
-    "dw": len("tf.compat.v1.nn.depthwise_conv2d/depthwise"),
-    "add": len("tf.math.add/Add"),
-    "RELU6": len("tf.nn.relu6/Relu6"),
-    "RELU": len("tf.nn.relu/Relu"),
-    "pad": len("tf.compat.v1.pad/Pad"),
-    "mean": len("tf.math.reduce_mean/Mean"),
-}
+_CONV_CHARS = len("tf.nn.convolution/convolution")
+_DEPTHWISE_CHARS = len("tf.compat.v1.nn.depthwise_conv2d/depthwise")
+_ADD_CHARS = len("tf.math.add/Add")
+_RELU6_CHARS = len("tf.nn.relu6/Relu6")
+_RELU_CHARS = len("tf.nn.relu/Relu")
+_PAD_CHARS = len("tf.compat.v1.pad/Pad")
+_MEAN_CHARS = len("tf.math.reduce_mean/Mean")
 _MEAN_AXES_CHARS = len("/reduction_indices")
 _FC_WEIGHT_CHARS = len("tf.linalg.matmul/MatMul")
 _FC_BIAS_CHARS = len("logits/AddV2")  # the ONNX classifier output name
@@ -107,6 +107,7 @@ _PADDINGS_CHARS = len("arith.constant")
 _INPUT_CHARS = len("serving_default_input:0")
 _OUTPUT_CHARS = len("PartitionedCall:0")
 _CONST_CHARS = len("Const_")
+_MODEL_CHARS = len("model/")  # the final model's prefix; ``model_<m>/`` after m others
 # Ops the spaces do not emit (names not modelled): a typical layer name length.
 _OTHER_LAYER_CHARS = 24
 # onnx2tf validates an op whose NCHW input has equal C, H and W (its layout is ambiguous) on
@@ -117,100 +118,183 @@ _AMBIGUOUS_CONV_LAYERS = 2
 _AMBIGUOUS_ADD_LAYERS = 1
 _AMBIGUOUS_PAD_LAYERS = 7
 
+# The op kinds and fused activations the replay tells apart, as the small ints of a NamedOp
+# (any other: 0).
+NAME_KINDS: dict[str, int] = {"CONV_2D": 1, "DEPTHWISE_CONV_2D": 2, "ADD": 3, "PAD": 4, "MEAN": 5, "FULLY_CONNECTED": 6}
+_CONV, _DEPTHWISE, _ADD, _PAD, _MEAN, _FULLY_CONNECTED = range(1, 7)
+NAME_ACTIVATIONS: dict[str, int] = {"RELU": 1, "RELU6": 2}
+_RELU, _RELU6 = 1, 2
 
 # Characters of a Keras layer-name counter suffix: none for 0, else ``_<count>`` (a table: this
 # is the inner loop of the estimate; models have far fewer than 4096 layers of one type).
-_COUNTER_CHARS: tuple[int, ...] = (0,) + tuple(1 + len(str(count)) for count in range(1, 4096))
+COUNTER_CHARS: tuple[int, ...] = (0,) + tuple(1 + len(str(count)) for count in range(1, 4096))
 
 
-def onnx2tf_name_chars(graph: Graph) -> list[int]:
-    """Predicted name length (characters) of each tensor of ``graph`` in its onnx2tf export.
+class NamedOp(NamedTuple):
+    """What the onnx2tf name replay reads of one op (all ints: :func:`replay_name_chars` also
+    runs compiled, on rows of an integer array).
 
-    Replays the Keras layer counters of the conversion op by op (see the constants above); on
-    exports of both spaces it gives most names exactly, the rest within a digit or two. Tensors
-    of ops the spaces do not emit get :data:`_OTHER_LAYER_CHARS` plus the model prefix.
+    Attributes:
+        kind: the op kind's :data:`NAME_KINDS` code (0 for the others).
+        unclear: 1 if its first input is ``(1, H, W, C)`` with ``H == W == C`` (see the
+            constants above), else 0.
+        folded_pad: 1 for a strided SAME convolution, into which the converter folds onnx2tf's
+            PAD, else 0.
+        activation: the fused activation's :data:`NAME_ACTIVATIONS` code (0 for none).
+        second, third: tensor indices of its second input (weights, paddings, axes; -1 if none)
+            and third input (bias; -1 if none or absent).
+        output: tensor index of its first output (-1 if none).
     """
+
+    kind: int
+    unclear: int
+    folded_pad: int
+    activation: int
+    second: int
+    third: int
+    output: int
+
+
+def named_ops(graph: Graph) -> list[NamedOp]:
+    """The :class:`NamedOp` of each op of ``graph``, in execution order."""
     tensors = graph.tensors
-    ops = graph.ops
-    ambiguous = []
+    found = []
+    for op in graph.ops:
+        inputs = op.inputs
+        shape = tensors[inputs[0]].shape if inputs else ()
+        found.append(NamedOp(
+            NAME_KINDS.get(op.kind, 0),
+            int(len(shape) == 4 and shape[1] == shape[2] == shape[3]),
+            int(op.padding == "SAME" and op.stride != (1, 1)),
+            NAME_ACTIVATIONS.get(op.activation, 0),
+            inputs[1] if len(inputs) > 1 else -1,
+            inputs[2] if len(inputs) > 2 and inputs[2] >= 0 else -1,
+            op.outputs[0] if op.outputs else -1,
+        ))
+    return found
+
+
+def name_counts(ops: Sequence[NamedOp]) -> tuple[int, int, int]:
+    """What the names of ``ops`` depend on beyond their own: (throw-away Keras models,
+    convolutions, PADs), summed over the ops."""
     models = convolutions = pads = 0
     for op in ops:
         kind = op.kind
-        shape = tensors[op.inputs[0]].shape if op.inputs else ()
-        unclear = len(shape) == 4 and shape[1] == shape[2] == shape[3]  # see the constants above
-        ambiguous.append(unclear)
-        if kind == "CONV_2D" or kind == "DEPTHWISE_CONV_2D":
+        if kind == _CONV or kind == _DEPTHWISE:
             convolutions += 1
-            models += _AMBIGUOUS_CONV_LAYERS if unclear else 0
-        elif kind == "PAD":
+            models += _AMBIGUOUS_CONV_LAYERS if op.unclear else 0
+        elif kind == _PAD:
             pads += 1
-            models += _AMBIGUOUS_PAD_LAYERS if unclear else 0
-        elif kind == "ADD":
-            models += _AMBIGUOUS_ADD_LAYERS if unclear else 0
-    prefix = len("model/") if models == 0 else len("model_/") + len(str(models))
-    conv_chars = prefix + _LAYER_CHARS["conv"]
-    dw_chars = prefix + _LAYER_CHARS["dw"]
-    add_chars = prefix + _LAYER_CHARS["add"]
-    pad_chars = prefix + _LAYER_CHARS["pad"]
-    activation_chars = {name: prefix + _LAYER_CHARS[name] + 1 for name in ("RELU", "RELU6")}
-    counters = {"CONV_2D": 0, "DEPTHWISE_CONV_2D": 0, "RELU": 0, "RELU6": 0}
+            models += _AMBIGUOUS_PAD_LAYERS if op.unclear else 0
+        elif kind == _ADD:
+            models += _AMBIGUOUS_ADD_LAYERS if op.unclear else 0
+    return models, convolutions, pads
+
+
+def replay_name_chars(ops, names, counts, inputs, outputs, counter_chars) -> None:  # noqa: C901 - one replay
+    """Write into ``names`` the predicted name length (characters) of each tensor in the onnx2tf
+    export, by replaying the Keras layer counters of the conversion op by op (see the constants
+    above).
+
+    ``ops``: the :class:`NamedOp` of every op in execution order; ``names``: one entry per
+    tensor; ``counts``: :func:`name_counts` of ``ops``; ``inputs``/``outputs``: the graph's input
+    and output tensors (named by the signature); ``counter_chars``: :data:`COUNTER_CHARS`.
+    Tensors of ops the spaces do not emit get :data:`_OTHER_LAYER_CHARS` plus the model prefix.
+
+    Written for two runs (so that no second copy is needed): by CPython on a list of NamedOps,
+    lists and tuples (:func:`onnx2tf_name_chars`), and compiled by numba on integer arrays
+    (:mod:`mcunas.estimators.fast_chain`): ints, indexing and loops only.
+    """
+    models, convolutions, pads = counts[0], counts[1], counts[2]
+    prefix = _MODEL_CHARS if models == 0 else _MODEL_CHARS + counter_chars[models]  # "model_<m>/"
+    conv_chars = prefix + _CONV_CHARS
+    dw_chars = prefix + _DEPTHWISE_CHARS
+    add_chars = prefix + _ADD_CHARS
+    pad_chars = prefix + _PAD_CHARS
+    mean_chars = prefix + _MEAN_CHARS
+    relu_chars = prefix + _RELU_CHARS + 1
+    relu6_chars = prefix + _RELU6_CHARS + 1
+    const_chars = 2 + _CONST_CHARS  # ";Const_"
+    convs = dws = relus = relu6s = 0  # layer counters of the two convolutions and two activations
     adds = pads_seen = means = skipped = 0
     constant = 2 * convolutions + pads  # Const_<n>: two per convolution, one per PAD
-    names = [prefix + _OTHER_LAYER_CHARS] * len(tensors)
-    suffix = _COUNTER_CHARS  # a local: the lookups below are the estimate's inner loop
-    for op, unclear in zip(ops, ambiguous):
-        kind = op.kind
-        inputs = op.inputs
-        if kind == "CONV_2D" or kind == "DEPTHWISE_CONV_2D":
+
+    def decimal_chars(number):  # len(str(number)); "_<n>" has one more character
+        if number > 0:
+            return counter_chars[number] - 1
+        return 1 if number == 0 else counter_chars[-number]
+
+    for index in range(len(names)):
+        names[index] = prefix + _OTHER_LAYER_CHARS
+    for index in range(len(ops)):
+        op = ops[index]
+        kind, unclear, activation, second, third, output = op[0], op[1], op[3], op[4], op[5], op[6]
+        if kind == _CONV or kind == _DEPTHWISE:
             if unclear:
                 skipped += _AMBIGUOUS_CONV_LAYERS
-            count = counters[kind] + skipped
+            if kind == _CONV:
+                count = convs + skipped
+                convs = count + 1
+                weight = conv_chars + counter_chars[count]
+            else:
+                count = dws + skipped
+                dws = count + 1
+                weight = dw_chars + counter_chars[count]
             adds += skipped
             skipped = 0
-            weight = (conv_chars if kind == "CONV_2D" else dw_chars) + suffix[count]
-            counters[kind] = count + 1
             # "<add>;<weight>;Const_<n>"
-            bias = add_chars + suffix[adds] + weight + 2 + _CONST_CHARS + len(str(constant))
+            bias = add_chars + counter_chars[adds] + weight + const_chars + decimal_chars(constant)
             adds += 1
             constant -= 2
-            if op.padding == "SAME" and op.stride != (1, 1):
+            if op[2]:
                 # onnx2tf pads explicitly; the converter folds its PAD into this SAME convolution
-                bias += pad_chars + suffix[pads_seen] + 2 + _CONST_CHARS + len(str(constant))
+                bias += pad_chars + counter_chars[pads_seen] + const_chars + decimal_chars(constant)
                 pads_seen += 1
                 constant -= 1
-            activation = op.activation
-            if activation in activation_chars:
-                bias += activation_chars[activation] + suffix[counters[activation]]
-                counters[activation] += 1
-            names[inputs[1]] = weight
-            if len(inputs) > 2 and inputs[2] >= 0:
-                names[inputs[2]] = bias
-            names[op.outputs[0]] = bias + 1
-        elif kind == "ADD":
+            if activation == _RELU6:
+                bias += relu6_chars + counter_chars[relu6s]
+                relu6s += 1
+            elif activation == _RELU:
+                bias += relu_chars + counter_chars[relus]
+                relus += 1
+            names[second] = weight
+            if third >= 0:
+                names[third] = bias
+            names[output] = bias + 1
+        elif kind == _ADD:
             if unclear:
                 adds += _AMBIGUOUS_ADD_LAYERS
-            names[op.outputs[0]] = add_chars + suffix[adds]
+            names[output] = add_chars + counter_chars[adds]
             adds += 1
-        elif kind == "PAD":
+        elif kind == _PAD:
             if unclear:
                 skipped += _AMBIGUOUS_PAD_LAYERS
-            names[inputs[1]] = _PADDINGS_CHARS
-            names[op.outputs[0]] = pad_chars + suffix[pads_seen]
+            names[second] = _PADDINGS_CHARS
+            names[output] = pad_chars + counter_chars[pads_seen]
             pads_seen += 1
             constant -= 1
-        elif kind == "MEAN":
-            name = prefix + _LAYER_CHARS["mean"] + suffix[means]
-            names[inputs[1]] = name + _MEAN_AXES_CHARS
-            names[op.outputs[0]] = name
+        elif kind == _MEAN:
+            name = mean_chars + counter_chars[means]
+            names[second] = name + _MEAN_AXES_CHARS
+            names[output] = name
             means += 1
-        elif kind == "FULLY_CONNECTED":
-            names[inputs[1]] = prefix + _FC_WEIGHT_CHARS
-            if len(inputs) > 2 and inputs[2] >= 0:
-                names[inputs[2]] = prefix + _FC_BIAS_CHARS
-    for index in graph.inputs:
+        elif kind == _FULLY_CONNECTED:
+            names[second] = prefix + _FC_WEIGHT_CHARS
+            if third >= 0:
+                names[third] = prefix + _FC_BIAS_CHARS
+    for index in inputs:
         names[index] = _INPUT_CHARS
-    for index in graph.outputs:
+    for index in outputs:
         names[index] = _OUTPUT_CHARS
+
+
+def onnx2tf_name_chars(graph: Graph) -> list[int]:
+    """Predicted name length (characters) of each tensor of ``graph`` in its onnx2tf export
+    (:func:`replay_name_chars` over its ops); on exports of both spaces it gives most names
+    exactly, the rest within a digit or two."""
+    ops = named_ops(graph)
+    names = [0] * len(graph.tensors)
+    replay_name_chars(ops, names, name_counts(ops), graph.inputs, graph.outputs, COUNTER_CHARS)
     return names
 
 
@@ -232,11 +316,13 @@ def _extras_bytes(description: str, metadata: dict[str, int], signatures) -> int
 _ONNX2TF_EXTRAS_BYTES = _extras_bytes(ONNX2TF_DESCRIPTION, ONNX2TF_METADATA, ONNX2TF_SIGNATURES)
 
 
-def _tensor_bytes(tensors, name_chars) -> float:
-    """Bytes of ``tensors``: overhead, shape vector, quantization vectors, constant buffer (with
-    its length), and names of ``name_chars`` characters."""
-    dims = channels = quantized = data = 0
+def tensor_terms(tensors: Iterable[Tensor]) -> tuple[int, int, int, int, int]:
+    """What the file stores of ``tensors`` beyond their names, as counts that add up: (tensors,
+    shape dimensions, quantized tensors, quantization channels, constant buffer bytes with
+    their lengths and 16-byte alignment)."""
+    count = dims = channels = quantized = data = 0
     for tensor in tensors:
+        count += 1
         dims += len(tensor.shape)
         if tensor.quant_channels:
             channels += tensor.quant_channels
@@ -244,15 +330,52 @@ def _tensor_bytes(tensors, name_chars) -> float:
         if tensor.is_constant:
             nbytes = prod(tensor.shape) * DTYPE_BYTES[tensor.dtype]
             data += LENGTH_BYTES + ((nbytes + ALIGNMENT_MASK) & ~ALIGNMENT_MASK)  # _aligned, inlined
-    names = sum([(chars + 8) & -4 for chars in name_chars])  # _string_bytes, summed
+    return count, dims, quantized, channels, data
+
+
+def name_bytes(name_chars) -> int:
+    """Bytes of names of ``name_chars`` characters (:func:`_string_bytes`, summed; a loop, so
+    that it also runs compiled, see :func:`replay_name_chars`)."""
+    total = 0
+    for chars in name_chars:
+        total += (chars + 8) & -4
+    return total
+
+
+def _tensor_bytes(terms: tuple[int, int, int, int, int], names: int) -> float:
+    """Bytes of tensors of :func:`tensor_terms` ``terms`` and ``names`` bytes of names:
+    overhead, shape vector, quantization vectors, constant buffer (with its length), names."""
+    count, dims, quantized, channels, data = terms
     return (
-        (TENSOR_OVERHEAD_BYTES + LENGTH_BYTES) * len(tensors)
+        (TENSOR_OVERHEAD_BYTES + LENGTH_BYTES) * count
         + 4 * dims
         + 2 * LENGTH_BYTES * quantized
         + QUANT_BYTES_PER_CHANNEL * channels
         + data
         + names
     )
+
+
+def file_bytes(
+    opcodes: int,
+    ops: int,
+    op_tensor_refs: int,
+    terms: tuple[int, int, int, int, int],
+    names: int,
+    duplicate_terms: tuple[int, int, int, int, int],
+    duplicate_names: int,
+) -> int:
+    """The closed-form size (bytes) of a space graph's ``.tflite`` file (module docstring) from
+    its counts: distinct op kinds, ops, input and output indices of all ops, the
+    :func:`tensor_terms` and :func:`name_bytes` of all tensors and of the duplicate constants
+    the converter stores once (:func:`mcunas.estimators.memory.duplicate_constant_indices`)."""
+    total = FIXED_OVERHEAD_BYTES + _ONNX2TF_EXTRAS_BYTES + OPCODE_OVERHEAD_BYTES * opcodes
+    total += (OPERATOR_OVERHEAD_BYTES + 2 * LENGTH_BYTES) * ops
+    total += 4 * op_tensor_refs
+    total += _tensor_bytes(terms, names)
+    if duplicate_terms[0]:  # stored once by the converter
+        total -= _tensor_bytes(duplicate_terms, duplicate_names)
+    return round(total)
 
 
 def model_bytes(graph: Graph) -> int:
@@ -270,16 +393,17 @@ def model_bytes(graph: Graph) -> int:
         return layout_bytes(graph)
     tensors = graph.tensors
     ops = graph.ops
-    extras = _ONNX2TF_EXTRAS_BYTES
     name_chars = onnx2tf_name_chars(graph)
-    total = FIXED_OVERHEAD_BYTES + extras + OPCODE_OVERHEAD_BYTES * len({op.kind for op in ops})
-    total += (OPERATOR_OVERHEAD_BYTES + 2 * LENGTH_BYTES) * len(ops)
-    total += 4 * sum([len(op.inputs) + len(op.outputs) for op in ops])
-    total += _tensor_bytes(tensors, name_chars)
     duplicates = duplicate_constant_indices(graph)
-    if duplicates:  # stored once by the converter
-        total -= _tensor_bytes([tensors[i] for i in duplicates], [name_chars[i] for i in duplicates])
-    return round(total)
+    return file_bytes(
+        len({op.kind for op in ops}),
+        len(ops),
+        sum([len(op.inputs) + len(op.outputs) for op in ops]),
+        tensor_terms(tensors),
+        name_bytes(name_chars),
+        tensor_terms([tensors[i] for i in duplicates]),
+        name_bytes([name_chars[i] for i in duplicates]),
+    )
 
 
 # ----------------------------------------------------------------------------- runtime code

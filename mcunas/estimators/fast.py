@@ -1,0 +1,438 @@
+"""Fast estimates of search-space architectures: ``estimate_arch(space, arch, board)``.
+
+It returns the :class:`~mcunas.estimators.cost.Cost` that ``estimate(space.graph(arch), board)``
+returns, equal in every field (``tests/test_fast_estimate.py`` compares them on thousands of
+architectures of every space), several times faster (``benchmarks/estimate_throughput.py``):
+the search trials cost every candidate through it.
+
+How: a space's graph is a chain of *parts* -- the stem layer, each block, the head (pool and
+classifier) -- and each part's ops depend only on its layers and its input shape. The first time
+a part is seen, its graph is built with the functions that build whole graphs
+(:func:`mcunas.spaces.graph_builder.emit_block`, ``emit_head``, ``LAYER_EMITTERS``) and the
+reference estimators read it: the arena facts (:func:`mcunas.estimators.memory.arena_facts`),
+the flash model's tensor counts and name-replay inputs (:mod:`mcunas.estimators.flash`), the
+latency signatures (:func:`mcunas.estimators.kernels.op_signature`) and, per profile and board,
+their cycles (:meth:`Profile.signature_costs`). The facts go into tables (numpy arrays, a row
+per part). An architecture's estimate combines its parts' rows with the reference code:
+
+* arena: the parts' planner buffers are stitched (a part's input buffer is the previous part's
+  output, living until its last use there) and planned by the compiled planner
+  (:mod:`mcunas.estimators.fast_chain`); the tail is :func:`memory.tail_of_facts` of the parts'
+  summed :class:`memory.TailFacts` (padding constants shared across parts counted once);
+* flash: :func:`flash.replay_name_chars` over the parts' ops in order, then
+  :func:`flash.file_bytes` of the summed counts; the runtime code as for any graph;
+* latency: :meth:`Profile.latency_of` of the parts' op cycles, added in execution order;
+* the Cost itself, budgets included, is made by :func:`mcunas.estimators.cost.cost_of`, the
+  function ``estimate()`` uses.
+
+So no part of the cost model is written twice; the compiled loops only add, stitch and plan
+(the planner is tested against the reference's). A part whose facts cannot be added (builtin
+parameters that leave the tail unaligned, a part graph whose input is not its first planner
+buffer, a PAD that ends it) sends its architecture through the reference path; :func:`cache_info`
+counts such fallbacks. Layer kinds need nothing here: a part is built by the graph builder,
+whatever its layers, and read by the estimators.
+
+Caches are per process, shared by all spaces, boards and runtimes, bounded (cleared when
+:data:`MAX_PARTS` parts are held) and safe to use from several threads. Importing this module
+imports numpy and numba; the compiled loops are built once and then loaded from numba's cache.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from itertools import chain
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+import numpy as np
+
+from mcunas.estimators import fast_chain, flash, memory
+from mcunas.estimators.board import Board
+from mcunas.estimators.cost import Cost, CostFigures, GraphFigures, cost_of
+from mcunas.estimators.kernels import op_signature
+from mcunas.estimators.latency import LatencyEstimate, Profile
+from mcunas.estimators.runtime import DEFAULT_RUNTIME
+from mcunas.graph.ir import Graph
+from mcunas.spaces.graph_builder import LAYER_EMITTERS, GraphBuilder, emit_block, emit_head
+from mcunas.spaces.spec import BlockSpec, NetSpec
+
+if TYPE_CHECKING:
+    from mcunas.spaces import Space
+
+logger = logging.getLogger(__name__)
+
+# Parts held before the caches are cleared (a search space has a few thousand distinct parts).
+MAX_PARTS = 100_000
+# The builds whose scratch buffers a part records: (target, kernel library).
+_BUILDS: tuple[tuple[str, str], ...] = tuple((target, kernels) for target in memory.TARGETS for kernels in memory.KERNELS)
+# Column of the parts table where each build's scratch buffers start (their count follows).
+_SCRATCH_COLUMNS = {build: fast_chain.PART_COLUMNS + 2 * index for index, build in enumerate(_BUILDS)}
+_REQUEST_KEYS: tuple[tuple[str, str], ...] = (("both", "host"), ("both", "cortex-m"), ("only", "cmsis-nn"), ("only", "reference"))
+# The per-part integers that add up over a chain, one column each in the counts table:
+# macs, params, ops, op input/output indices, the flash.tensor_terms of its tensors (the
+# input counted by the part that makes it), memory.TailFacts' builtin and prepare bytes per
+# target and request counts, and last (columns 17-19, where fast_chain.compose reads them)
+# flash.name_counts.
+_MACS, _PARAMS, _OPS, _REFS, _TERMS, _BUILTIN_HOST, _BUILTIN_M32, _PREPARE_HOST, _PREPARE_M32, _REQUESTS = (
+    0, 1, 2, 3, slice(4, 9), 9, 10, 11, 12, slice(13, 17))
+_COUNT_COLUMNS = 20
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class _Part:
+    """The reference estimators' facts of one part that stay in Python (the rest is its row of
+    the tables).
+
+    Attributes:
+        row: its row in the tables.
+        output_shape: shape of its output tensor (the next part's input).
+        composable: whether its facts add up with other parts' (see the module docstring).
+        op_kinds: the kind of each op.
+        io_channels: quantization channels of its graph's input and of its output.
+        signatures: :func:`op_signature` of each op.
+        block: the BlockSpec it was made for, or None.
+        successors: the parts that follow it, by the id of their block, with that block (kept
+            alive, so that its id is not reused) -- the walk :meth:`_PartCache.chain` takes;
+            and its head parts by number of classes (key ``("head", classes)``).
+    """
+
+    row: int
+    output_shape: tuple[int, ...]
+    composable: bool
+    op_kinds: tuple[str, ...]
+    io_channels: tuple[tuple[int, ...], tuple[int, ...]]
+    signatures: tuple[tuple, ...]
+    block: BlockSpec | None
+    successors: dict[Any, tuple[Any, _Part]] = field(default_factory=dict)
+
+
+class _Rows:
+    """A growable table of ``width`` columns. Appended rows wait in a list until
+    :meth:`flush` writes them in one go (a new part appends to several tables, an estimate then
+    reads them once); :attr:`array` is the written part, a view that stays valid (and
+    unchanged) after later writes."""
+
+    def __init__(self, width: int, dtype: type = np.int64) -> None:
+        self._data = np.zeros((256, width), dtype)
+        self.array = self._data[:0]
+        self._pending: list = []  # the rows appended since the last flush, one after the other
+
+    def extend(self, rows: list) -> int:
+        """Append ``rows`` (sequences of ``width`` numbers); returns the index of the first."""
+        width = self._data.shape[1]
+        start = self.array.shape[0] + len(self._pending) // width
+        self._pending.extend(chain.from_iterable(rows))
+        return start
+
+    def flush(self) -> None:
+        """Write the appended rows to :attr:`array`."""
+        if self._pending:
+            width = self._data.shape[1]
+            start = self.array.shape[0]
+            end = start + len(self._pending) // width
+            if end > self._data.shape[0]:
+                grown = np.zeros((max(2 * self._data.shape[0], end), width), self._data.dtype)
+                grown[:start] = self._data[:start]
+                self._data = grown
+            self._data[start:end] = np.array(self._pending, self._data.dtype).reshape(-1, width)
+            self._pending = []
+            self.array = self._data[:end]
+
+
+class _Tables:
+    """The parts' facts as arrays, a row per part: what the compiled loops read."""
+
+    def __init__(self) -> None:
+        self.parts = _Rows(fast_chain.PART_COLUMNS + 2 * len(_BUILDS))  # + per build: scratch start, count
+        self.counts = _Rows(_COUNT_COLUMNS)
+        self.buffers = _Rows(3)  # planner buffers: bytes, first step, last step
+        self.scratch = {build: _Rows(2) for build in _BUILDS}  # bytes, step
+        self.named = _Rows(len(flash.NamedOp._fields) + 1)  # and the op's kind id
+        self.pads = _Rows(7)  # padding key id, paddings tensor, its flash.tensor_terms
+        self.keys: dict[tuple[int, ...], int] = {}  # padding key -> id
+        self.kinds: dict[str, int] = {}  # op kind -> id
+        self.kind_names: list[str] = []
+        self.counter_chars = np.array(flash.COUNTER_CHARS, np.int64)
+        self.cycles: dict[tuple[int, int], _Cycles] = {}  # by (id(profile), id(board))
+
+    def add(self, graph: Graph, plan: memory.PlanFacts, named: list[flash.NamedOp], counts: list[int], output_buffer: int,
+            pads: list) -> int:
+        """Enter a part: its graph's planner buffers (``output_buffer``: the position of its
+        output among them), ops, NamedOps, output, tensors, PAD entries (padding key, paddings
+        tensor, terms), counts and every build's scratch buffers; returns its row."""
+        for op in graph.ops:
+            if op.kind not in self.kinds:
+                self.kinds[op.kind] = len(self.kind_names)
+                self.kind_names.append(op.kind)
+        named = [(*named_op, self.kinds[op.kind]) for named_op, op in zip(named, graph.ops)]
+        entries = [(self.keys.setdefault(key, len(self.keys)), tensor, *terms) for key, tensor, terms in pads]
+        columns = [self.buffers.extend(list(zip(plan.sizes, plan.firsts, plan.lasts))), len(plan.sizes), output_buffer,
+                   len(graph.ops), self.named.extend(named), graph.outputs[0], len(graph.tensors),
+                   self.pads.extend(entries), len(entries)]
+        for build, table in self.scratch.items():
+            sizes, steps, _ = plan.scratch(*build)
+            columns += [table.extend(list(zip(sizes, steps))), len(sizes)]
+        self.counts.extend([counts])
+        return self.parts.extend([columns])
+
+    def flush(self) -> None:
+        """Write the parts entered since the last flush to the arrays."""
+        for table in (self.parts, self.counts, self.buffers, self.named, self.pads, *self.scratch.values()):
+            table.flush()
+
+    def compose(self, rows: np.ndarray) -> tuple:
+        """:func:`mcunas.estimators.fast_chain.compose` of the chain of parts ``rows``."""
+        return fast_chain.compose(rows, self.parts.array, self.counts.array, self.named.array, self.pads.array,
+                                  max(1, len(self.keys)), len(self.kinds), self.counter_chars)
+
+    def heads(self, rows: np.ndarray, kernels: str) -> tuple[int, int]:
+        """The arena heads (bytes) of the chain of parts ``rows`` on the 32-bit target with
+        ``kernels`` and on the host with the reference kernels."""
+        m32, host = ("cortex-m", kernels), ("host", "reference")
+        return fast_chain.chain_plan_bytes(rows, self.parts.array, self.buffers.array,
+                                           self.scratch[m32].array, _SCRATCH_COLUMNS[m32],
+                                           self.scratch[host].array, _SCRATCH_COLUMNS[host])
+
+
+class _Cycles:
+    """The cycles of every part's ops with one profile on one board, a run per part."""
+
+    def __init__(self, profile: Profile, board: Board) -> None:
+        self.profile = profile  # kept: the cache is keyed by the ids of both
+        self.board = board
+        self.starts = np.full(1024, -1, np.int64)
+        self.counts = np.zeros(1024, np.int64)
+        self.cycles = _Rows(1, np.float64)
+        self.assumed: dict[int, tuple[tuple[str, str, float], ...]] = {}  # row -> (kind, class, cycles) of assumed ops
+
+    def enter(self, parts: list[_Part]) -> None:
+        """Enter the cycles of those of ``parts`` that have none yet."""
+        for part in parts:
+            row = part.row
+            if row >= self.starts.shape[0]:
+                grown = max(2 * self.starts.shape[0], row + 1)
+                self.starts = np.concatenate([self.starts, np.full(grown - self.starts.shape[0], -1, np.int64)])
+                self.counts = np.concatenate([self.counts, np.zeros(grown - self.counts.shape[0], np.int64)])
+            if self.starts[row] >= 0:
+                continue
+            costs = self.profile.signature_costs(part.signatures, self.board)
+            assumed = tuple([(kind, name, cycles) for kind, (name, cycles, is_assumed) in zip(part.op_kinds, costs) if is_assumed])
+            if assumed:
+                self.assumed[row] = assumed
+            self.counts[row] = len(costs)
+            self.starts[row] = self.cycles.extend([[cycles] for _, cycles, _ in costs])
+
+
+def _part_graph(shape: tuple[int, ...], emit: Callable[[GraphBuilder, int], int]) -> Graph:
+    """The graph of one part: an input of ``shape`` (its tensor 0), the ops ``emit`` appends,
+    its last result marked as the graph output."""
+    builder = GraphBuilder("part")
+    x = builder.input(shape[1], shape[2], shape[3])
+    return builder.finish(emit(builder, x))
+
+
+def _make_part(tables: _Tables, graph: Graph, position: str, block: BlockSpec | None) -> _Part:
+    """Read a part's graph with the reference estimators and enter its facts in ``tables``;
+    ``position``: ``first`` (its input is the graph input), ``middle`` or ``last`` (its output
+    is the graph output)."""
+    plan, tail = memory.arena_facts(graph)
+    tensors = graph.tensors
+    ops = graph.ops
+    output = graph.outputs[0]
+    buffers = [index for index, tensor in enumerate(tensors) if not tensor.is_constant and tensor.nbytes]
+    output_buffer = buffers.index(output) if output in buffers else -1
+    named = flash.named_ops(graph)
+    pads = []
+    for index, op in enumerate(ops):
+        key = memory.shared_padding_key(graph, index)
+        if key is not None:
+            pads.append((key, op.inputs[1], flash.tensor_terms([tensors[op.inputs[1]]])))
+    # Stitching needs the input first among the planner buffers and the output after it; the
+    # builtin-parameter phases of consecutive parts add up when each ends on the largest
+    # alignment (memory.TailFacts); the name replay carries no PAD's skipped layers into the
+    # next part when no part ends with a PAD.
+    composable = bool(buffers) and buffers[0] == 0 and output_buffer > 0 and ops[-1].kind != "PAD" and (
+        position == "last" or all(nbytes % memory.BUILTIN_ALIGNMENT == 0 for nbytes in tail.builtin_bytes.values()))
+    counts = [
+        graph.macs, graph.params, len(ops), sum([len(op.inputs) + len(op.outputs) for op in ops]),
+        *flash.tensor_terms(tensors if position == "first" else tensors[1:]),
+        tail.builtin_bytes["host"], tail.builtin_bytes["cortex-m"], tail.prepare_bytes["host"], tail.prepare_bytes["cortex-m"],
+        *(tail.request_counts[key] for key in _REQUEST_KEYS),
+        *flash.name_counts(named),  # last: fast_chain.compose reads them there
+    ]
+    row = tables.add(graph, plan, named, counts, output_buffer, pads)
+    return _Part(row, tensors[output].shape, composable, tuple(op.kind for op in ops), tail.io_channels,
+                 tuple(op_signature(graph, op) for op in ops), block)
+
+
+class _PartCache:
+    """Parts by their layers and input shape, the tables of their facts, and per profile and
+    board their ops' cycles."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.fallbacks = 0
+        self._reset()
+
+    def clear(self) -> None:
+        """Forget every part."""
+        with self._lock:
+            self._reset()
+
+    def _reset(self) -> None:
+        self.parts: dict[tuple, _Part] = {}  # by (layers, input shape); stems by ("stem", input shape, layer)
+        self.tables = _Tables()
+
+    def chain(self, net: NetSpec) -> tuple[list[_Part], _Tables]:
+        """The parts of ``net`` in execution order, and the tables they are rows of.
+
+        After the stem, each part is found among the successors of the one before (by the id
+        of its block: equal blocks from a cached block function are one object), else by its
+        layers and input shape, and then entered as a successor.
+        """
+        with self._lock:
+            if len(self.parts) >= MAX_PARTS:
+                self._reset()
+            parts = self.parts
+            stem = net.stem
+            height, width = net.input_size
+            shape = (1, height, width, net.input_channels)
+            key = ("stem", shape, stem)
+            part = parts.get(key)
+            if part is None:
+                emit = LAYER_EMITTERS[stem.kind]
+                part = parts[key] = self._new(shape, lambda builder, x: emit(builder, x, stem, stem.name), "first", None)
+            found = [part]
+            for block in net.blocks:
+                successor = part.successors.get(id(block))
+                if successor is None:
+                    key = (block.layers, block.residual, part.output_shape)
+                    following = parts.get(key)
+                    if following is None:
+                        following = parts[key] = self._new(key[2], lambda builder, x: emit_block(builder, x, block),
+                                                           "middle", block)
+                    successor = part.successors[id(block)] = (block, following)
+                part = successor[1]
+                found.append(part)
+            successor = part.successors.get(("head", net.num_classes))
+            if successor is None:
+                key = ("head", part.output_shape, net.num_classes)
+                following = parts.get(key)
+                if following is None:
+                    classes = net.num_classes
+                    following = parts[key] = self._new(key[1], lambda builder, x: emit_head(builder, x, classes), "last",
+                                                       None)
+                successor = part.successors[("head", net.num_classes)] = (None, following)
+            found.append(successor[1])
+            self.tables.flush()
+            return found, self.tables
+
+    def _new(self, shape: tuple[int, ...], emit: Callable[[GraphBuilder, int], int], position: str,
+             block: BlockSpec | None) -> _Part:
+        return _make_part(self.tables, _part_graph(shape, emit), position, block)
+
+    def cycles(self, tables: _Tables, profile: Profile, board: Board, parts: list[_Part] | None = None) -> _Cycles:
+        """The cycles table of ``profile`` on ``board`` for the parts of ``tables``, with the
+        cycles of ``parts`` entered if given."""
+        with self._lock:
+            table = tables.cycles.get((id(profile), id(board)))
+            if table is None or table.profile is not profile or table.board is not board:
+                table = tables.cycles[id(profile), id(board)] = _Cycles(profile, board)
+            if parts is not None:
+                table.enter(parts)
+                table.cycles.flush()
+            return table
+
+
+_CACHE = _PartCache()
+
+
+class _ChainFigures:
+    """The :class:`~mcunas.estimators.cost.CostFigures` of a chain of parts (the whole graph)."""
+
+    def __init__(self, parts: list[_Part], tables: _Tables):
+        self._parts = parts
+        self._tables = tables
+        self._rows = rows = np.array([part.row for part in parts], np.int64)
+        (sums, self._tensors, self._name_bytes, self._duplicates, duplicate_terms, self._duplicate_name_bytes, kinds,
+         kind_ops) = tables.compose(rows)
+        self._counts = counts = sums.tolist()
+        self._duplicate_terms = tuple(duplicate_terms.tolist())
+        self.macs: int = counts[_MACS]
+        self.params: int = counts[_PARAMS]
+        # ops per kind, kinds in order of first appearance (as memory.arena_facts counts them)
+        names = tables.kind_names
+        self._kind_counts = {names[kind]: ops for kind, ops in zip(kinds.tolist(), kind_ops.tolist())}
+
+    def arena_bytes_pair(self, kernels: str) -> tuple[int, int]:
+        counts = self._counts
+        tail = memory.TailFacts(
+            {"host": counts[_BUILTIN_HOST], "cortex-m": counts[_BUILTIN_M32]},
+            self._kind_counts,
+            {"host": counts[_PREPARE_HOST], "cortex-m": counts[_PREPARE_M32]},
+            self._tensors - self._duplicates,
+            counts[_OPS],
+            dict(zip(_REQUEST_KEYS, counts[_REQUESTS])),
+            (self._parts[0].io_channels[0], self._parts[-1].io_channels[1]),
+        )
+        head, head_host = self._tables.heads(self._rows, kernels)
+        return head + memory.tail_of_facts(tail, "cortex-m", kernels), head_host + memory.tail_of_facts(tail, "host", "reference")
+
+    def model_bytes(self) -> int:
+        counts = self._counts
+        return flash.file_bytes(len(self._kind_counts), counts[_OPS], counts[_REFS], counts[_TERMS], self._name_bytes,
+                                self._duplicate_terms, self._duplicate_name_bytes)
+
+    def op_kinds(self) -> Iterable[str]:
+        return self._kind_counts.keys()
+
+    def latency(self, profile: Profile, board: Board) -> LatencyEstimate:
+        table = _CACHE.cycles(self._tables, profile, board)
+        total = fast_chain.chain_cycles(self._rows, table.starts, table.counts, table.cycles.array[:, 0])
+        if total < 0:  # a part new to this profile and board
+            table = _CACHE.cycles(self._tables, profile, board, self._parts)
+            total = fast_chain.chain_cycles(self._rows, table.starts, table.counts, table.cycles.array[:, 0])
+        assumed = table.assumed
+        if assumed:
+            assumed = chain.from_iterable([assumed[part.row] for part in self._parts if part.row in assumed])
+        return profile.latency_of(total, assumed or (), board)
+
+
+def arch_figures(space: Space, arch: Any) -> CostFigures:
+    """The :class:`~mcunas.estimators.cost.CostFigures` of ``arch`` of ``space``: from cached parts,
+    or (counted by :func:`cache_info`) from its graph when a part's facts do not add up."""
+    parts, tables = _CACHE.chain(space.spec(arch, name=""))
+    if all([part.composable for part in parts]):
+        return _ChainFigures(parts, tables)
+    _CACHE.fallbacks += 1
+    logger.debug("fast estimate: %s has parts whose facts do not add up; estimated from its graph", arch)
+    return GraphFigures(space.graph(arch))
+
+
+def estimate_arch(
+    space: Space,
+    arch: Any,
+    board: Board | str | Path,
+    runtime: str = DEFAULT_RUNTIME,
+    profile: Profile | str | Path | None = None,
+    max_latency_ms: float | None = None,
+    latency_bound: str = "point",
+) -> Cost:
+    """The Cost of ``arch`` of ``space``, equal to ``estimate(space.graph(arch), board, runtime,
+    profile, max_latency_ms, latency_bound)`` (:func:`mcunas.estimators.cost.estimate`), from
+    cached parts (see the module docstring)."""
+    return cost_of(arch_figures(space, arch), board, runtime, profile, max_latency_ms, latency_bound)
+
+
+def cache_info() -> dict[str, int]:
+    """The fast estimator's caches in this process: ``parts`` held, ``fallbacks`` (architectures
+    estimated from their graph because a part's facts do not add up)."""
+    return {"parts": len(_CACHE.parts), "fallbacks": _CACHE.fallbacks}
+
+
+def clear_cache() -> None:
+    """Forget every cached part (a cold start, for benchmarks and tests)."""
+    _CACHE.clear()
