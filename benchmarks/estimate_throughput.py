@@ -1,6 +1,7 @@
-"""Estimator throughput: full estimates per second for random MobileNetV2 architectures, one core.
+"""Estimator throughput: full estimates per second for random architectures of a space, one core.
 
-    .venv/bin/python benchmarks/estimate_throughput.py [--archs 500] [--board NAME] [--repeat 3]
+    .venv/bin/python benchmarks/estimate_throughput.py [--archs 500] [--space mobilenetv2] [--board NAME]
+        [--runtime tflm-cmsis-nn] [--repeat 3]
 
 A full estimate turns an architecture into its :class:`~mcunas.estimators.cost.Cost` (32-bit and
 host arena, model and runtime flash, latency, budget checks), two ways, timed in the same run:
@@ -12,8 +13,8 @@ host arena, model and runtime flash, latency, budget checks), two ways, timed in
   architectures' parts (a search past its first trials); cold: from an empty cache (each part
   built and read by the reference estimators once).
 
-Architectures are drawn by Optuna's RandomSampler from the default mobilenetv2 space (not
-timed). The process is pinned to one CPU where the OS allows it. Reported: estimates/s and
+Architectures are drawn by Optuna's RandomSampler from the space with its default options
+(not timed). The process is pinned to one CPU where the OS allows it. Reported: estimates/s and
 microseconds per estimate of the whole and of each part, each timed separately over the same
 architectures (best of ``--repeat`` passes) in CPU time of this process (``time.process_time``:
 on a shared, loaded machine wall time also counts the time spent waiting for the CPU) and, for
@@ -40,11 +41,11 @@ from mcunas.estimators.latency import default_profile  # noqa: E402
 from mcunas.spaces import get_space  # noqa: E402
 
 
-def sample_archs(count: int, seed: int) -> list:
+def sample_archs(count: int, seed: int, space_name: str = "mobilenetv2") -> list:
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    space = get_space("mobilenetv2")
+    space = get_space(space_name)
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
     archs = []
     for _ in range(count):
@@ -69,6 +70,7 @@ def best_seconds(work: Callable[[], object], repeat: int, before: Callable[[], o
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--archs", type=int, default=500)
+    parser.add_argument("--space", default="mobilenetv2")
     parser.add_argument("--board", default="arduino-nano-33-ble-sense")
     parser.add_argument("--runtime", default="tflm-cmsis-nn")
     parser.add_argument("--repeat", type=int, default=3)
@@ -77,11 +79,11 @@ def main(argv: list[str] | None = None) -> int:
 
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
-    space = get_space("mobilenetv2")
+    space = get_space(args.space)
     board = load_board(args.board)
     runtime = args.runtime
     kernels = "cmsis-nn" if runtime == "tflm-cmsis-nn" else "reference"
-    archs = sample_archs(args.archs, args.seed)
+    archs = sample_archs(args.archs, args.seed, args.space)
     graphs = [space.graph(a) for a in archs]
     profile = default_profile(board.core, runtime)
     n = len(archs)
@@ -118,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     ops = sum(len(g.ops) for g in graphs) / n
     print(f"machine: {platform.machine()} {platform.processor() or ''} {os.cpu_count()} CPUs, Python {platform.python_version()}, pinned to 1 CPU")
-    print(f"{n} random mobilenetv2 archs (seed {args.seed}), {ops:.1f} ops per graph on average, board {board.name}, {runtime}")
+    print(f"{n} random {args.space} archs (seed {args.seed}), {ops:.1f} ops per graph on average, board {board.name}, {runtime}")
     print(f"load average before: {os.getloadavg()[0]:.1f}" if hasattr(os, "getloadavg") else "")
     print(f"fast Cost == reference Cost on {n - mismatches} of {n} archs; {fast.cache_info()['parts']} distinct parts")
     seconds = {}

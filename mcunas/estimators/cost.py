@@ -1,5 +1,10 @@
 """The estimator entry point: :func:`estimate` -> :class:`Cost` of one graph on one board.
 
+A Cost is made in one place, :func:`cost_of`, from the :class:`CostFigures` of a network (its
+MACs, parameters, arenas, file size, op kinds and latency): :class:`GraphFigures` computes them
+from a graph with the estimator modules (what :func:`estimate` does), and
+:mod:`mcunas.estimators.fast` from cached parts of a search space's architecture.
+
 The budgets a cost is checked against (SRAM, flash, an optional latency ceiling) are defined in
 :mod:`mcunas.estimators.budget`. Boards without a latency model for the runtime
 (``latency_supported: false``, or no profile for the core and runtime) get ``latency_ms = None``;
@@ -18,7 +23,7 @@ from typing import Any, Protocol
 
 from mcunas.estimators.board import Board, load_board
 from mcunas.estimators.budget import broken_limits, limits
-from mcunas.estimators.latency import LatencyEstimate, Profile, resolve_profile, unavailable_reason
+from mcunas.estimators.latency import LatencyEstimate, Profile, default_profile, resolve_profile, unavailable_reason
 from mcunas.estimators.runtime import DEFAULT_RUNTIME, kernels_of
 from mcunas.graph.ir import Graph
 
@@ -126,18 +131,30 @@ class GraphFigures:
         return profile.estimate(self.graph, board)
 
 
-def estimate(
-    graph: Graph,
+def estimate(graph: Graph, board: Board | str | Path, runtime: str = DEFAULT_RUNTIME, **options: Any) -> Cost:
+    """Estimate arena, SRAM, flash and latency of ``graph`` on ``board`` and check the budgets.
+
+    ``graph``: the model as deployed (from a space or :func:`mcunas.graph.tflite.read_tflite`);
+    ``board``, ``runtime`` and the keyword ``options`` as for :func:`cost_of`.
+    """
+    return cost_of(GraphFigures(graph), board, runtime, **options)
+
+
+def cost_of(
+    figures: CostFigures,
     board: Board | str | Path,
     runtime: str = DEFAULT_RUNTIME,
+    *,
     profile: Profile | str | Path | None = None,
     max_latency_ms: float | None = None,
     latency_bound: str = "point",
 ) -> Cost:
-    """Estimate arena, SRAM, flash and latency of ``graph`` on ``board`` and check the budgets.
+    """The :class:`Cost` of a network of ``figures`` on ``board``, budgets checked: the one place a
+    Cost is made (:func:`estimate` for a graph, :func:`mcunas.estimators.fast.estimate_arch` for
+    a space's architecture).
 
     Args:
-        graph: the model as deployed (from a space or :func:`mcunas.graph.tflite.read_tflite`).
+        figures: what the Cost is made of (:class:`GraphFigures` of a graph, or the fast path's).
         board: a :class:`Board`, a catalog name or a board file path.
         runtime: a name of :data:`mcunas.estimators.runtime.RUNTIMES`.
         profile: latency profile (object or JSON file, e.g. from ``mcunas estimate calibrate``);
@@ -146,19 +163,6 @@ def estimate(
         latency_bound: what the ceiling is checked against: ``point`` (``latency_ms``) or
             ``upper`` (``latency_ms_high``), see :data:`mcunas.estimators.budget.LATENCY_BOUNDS`.
     """
-    return cost_of(GraphFigures(graph), board, runtime, profile, max_latency_ms, latency_bound)
-
-
-def cost_of(
-    figures: CostFigures,
-    board: Board | str | Path,
-    runtime: str = DEFAULT_RUNTIME,
-    profile: Profile | str | Path | None = None,
-    max_latency_ms: float | None = None,
-    latency_bound: str = "point",
-) -> Cost:
-    """The :class:`Cost` of a network of ``figures`` on ``board``, budgets checked: the one place a
-    Cost is made (arguments as for :func:`estimate`)."""
     from mcunas.estimators import flash
 
     kernels = kernels_of(runtime)
@@ -167,8 +171,10 @@ def cost_of(
     model = figures.model_bytes()
     runtime_code = flash.runtime_code_bytes(figures.op_kinds(), kernels, board.core)
     latency = None
-    if profile is not None or unavailable_reason(board, runtime) is None:
+    if profile is not None:
         latency = figures.latency(resolve_profile(board, runtime, profile), board)
+    elif unavailable_reason(board, runtime) is None:
+        latency = figures.latency(default_profile(board.core, runtime), board)
     cost = Cost(
         board=board.name,
         runtime=runtime,

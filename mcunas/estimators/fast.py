@@ -57,7 +57,7 @@ from mcunas.estimators.latency import LatencyEstimate, Profile
 from mcunas.estimators.runtime import DEFAULT_RUNTIME
 from mcunas.graph.ir import Graph
 from mcunas.spaces.graph_builder import LAYER_EMITTERS, GraphBuilder, emit_block, emit_head
-from mcunas.spaces.spec import BlockSpec, NetSpec
+from mcunas.spaces.spec import NetSpec
 
 if TYPE_CHECKING:
     from mcunas.spaces import Space
@@ -70,15 +70,15 @@ MAX_PARTS = 100_000
 _BUILDS: tuple[tuple[str, str], ...] = tuple((target, kernels) for target in memory.TARGETS for kernels in memory.KERNELS)
 # Column of the parts table where each build's scratch buffers start (their count follows).
 _SCRATCH_COLUMNS = {build: fast_chain.PART_COLUMNS + 2 * index for index, build in enumerate(_BUILDS)}
-_REQUEST_KEYS: tuple[tuple[str, str], ...] = (("both", "host"), ("both", "cortex-m"), ("only", "cmsis-nn"), ("only", "reference"))
 # The per-part integers that add up over a chain, one column each in the counts table:
 # macs, params, ops, op input/output indices, the flash.tensor_terms of its tensors (the
 # input counted by the part that makes it), memory.TailFacts' builtin and prepare bytes per
-# target and request counts, and last (columns 17-19, where fast_chain.compose reads them)
-# flash.name_counts.
-_MACS, _PARAMS, _OPS, _REFS, _TERMS, _BUILTIN_HOST, _BUILTIN_M32, _PREPARE_HOST, _PREPARE_M32, _REQUESTS = (
-    0, 1, 2, 3, slice(4, 9), 9, 10, 11, 12, slice(13, 17))
-_COUNT_COLUMNS = 20
+# target and request counts (memory.REQUEST_KEYS), and last (where fast_chain.compose reads
+# them) flash.name_counts.
+_MACS, _PARAMS, _OPS, _REFS, _TERMS, _BUILTIN_HOST, _BUILTIN_M32, _PREPARE_HOST, _PREPARE_M32 = (
+    0, 1, 2, 3, slice(4, 9), 9, 10, 11, 12)
+_REQUESTS = slice(13, 13 + len(memory.REQUEST_KEYS))
+_COUNT_COLUMNS = _REQUESTS.stop + 3
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -93,7 +93,6 @@ class _Part:
         op_kinds: the kind of each op.
         io_channels: quantization channels of its graph's input and of its output.
         signatures: :func:`op_signature` of each op.
-        block: the BlockSpec it was made for, or None.
         successors: the parts that follow it, by the id of their block, with that block (kept
             alive, so that its id is not reused) -- the walk :meth:`_PartCache.chain` takes;
             and its head parts by number of classes (key ``("head", classes)``).
@@ -105,7 +104,6 @@ class _Part:
     op_kinds: tuple[str, ...]
     io_channels: tuple[tuple[int, ...], tuple[int, ...]]
     signatures: tuple[tuple, ...]
-    block: BlockSpec | None
     successors: dict[Any, tuple[Any, _Part]] = field(default_factory=dict)
 
 
@@ -234,7 +232,7 @@ def _part_graph(shape: tuple[int, ...], emit: Callable[[GraphBuilder, int], int]
     return builder.finish(emit(builder, x))
 
 
-def _make_part(tables: _Tables, graph: Graph, position: str, block: BlockSpec | None) -> _Part:
+def _make_part(tables: _Tables, graph: Graph, position: str) -> _Part:
     """Read a part's graph with the reference estimators and enter its facts in ``tables``;
     ``position``: ``first`` (its input is the graph input), ``middle`` or ``last`` (its output
     is the graph output)."""
@@ -260,12 +258,12 @@ def _make_part(tables: _Tables, graph: Graph, position: str, block: BlockSpec | 
         graph.macs, graph.params, len(ops), sum([len(op.inputs) + len(op.outputs) for op in ops]),
         *flash.tensor_terms(tensors if position == "first" else tensors[1:]),
         tail.builtin_bytes["host"], tail.builtin_bytes["cortex-m"], tail.prepare_bytes["host"], tail.prepare_bytes["cortex-m"],
-        *(tail.request_counts[key] for key in _REQUEST_KEYS),
+        *(tail.request_counts[key] for key in memory.REQUEST_KEYS),
         *flash.name_counts(named),  # last: fast_chain.compose reads them there
     ]
     row = tables.add(graph, plan, named, counts, output_buffer, pads)
     return _Part(row, tensors[output].shape, composable, tuple(op.kind for op in ops), tail.io_channels,
-                 tuple(op_signature(graph, op) for op in ops), block)
+                 tuple(op_signature(graph, op) for op in ops))
 
 
 class _PartCache:
@@ -304,7 +302,7 @@ class _PartCache:
             part = parts.get(key)
             if part is None:
                 emit = LAYER_EMITTERS[stem.kind]
-                part = parts[key] = self._new(shape, lambda builder, x: emit(builder, x, stem, stem.name), "first", None)
+                part = parts[key] = self._new(shape, lambda builder, x: emit(builder, x, stem, stem.name), "first")
             found = [part]
             for block in net.blocks:
                 successor = part.successors.get(id(block))
@@ -313,7 +311,7 @@ class _PartCache:
                     following = parts.get(key)
                     if following is None:
                         following = parts[key] = self._new(key[2], lambda builder, x: emit_block(builder, x, block),
-                                                           "middle", block)
+                                                           "middle")
                     successor = part.successors[id(block)] = (block, following)
                 part = successor[1]
                 found.append(part)
@@ -323,16 +321,14 @@ class _PartCache:
                 following = parts.get(key)
                 if following is None:
                     classes = net.num_classes
-                    following = parts[key] = self._new(key[1], lambda builder, x: emit_head(builder, x, classes), "last",
-                                                       None)
+                    following = parts[key] = self._new(key[1], lambda builder, x: emit_head(builder, x, classes), "last")
                 successor = part.successors[("head", net.num_classes)] = (None, following)
             found.append(successor[1])
             self.tables.flush()
             return found, self.tables
 
-    def _new(self, shape: tuple[int, ...], emit: Callable[[GraphBuilder, int], int], position: str,
-             block: BlockSpec | None) -> _Part:
-        return _make_part(self.tables, _part_graph(shape, emit), position, block)
+    def _new(self, shape: tuple[int, ...], emit: Callable[[GraphBuilder, int], int], position: str) -> _Part:
+        return _make_part(self.tables, _part_graph(shape, emit), position)
 
     def cycles(self, tables: _Tables, profile: Profile, board: Board, parts: list[_Part] | None = None) -> _Cycles:
         """The cycles table of ``profile`` on ``board`` for the parts of ``tables``, with the
@@ -375,7 +371,7 @@ class _ChainFigures:
             {"host": counts[_PREPARE_HOST], "cortex-m": counts[_PREPARE_M32]},
             self._tensors - self._duplicates,
             counts[_OPS],
-            dict(zip(_REQUEST_KEYS, counts[_REQUESTS])),
+            dict(zip(memory.REQUEST_KEYS, counts[_REQUESTS])),
             (self._parts[0].io_channels[0], self._parts[-1].io_channels[1]),
         )
         head, head_host = self._tables.heads(self._rows, kernels)
@@ -412,19 +408,12 @@ def arch_figures(space: Space, arch: Any) -> CostFigures:
     return GraphFigures(space.graph(arch))
 
 
-def estimate_arch(
-    space: Space,
-    arch: Any,
-    board: Board | str | Path,
-    runtime: str = DEFAULT_RUNTIME,
-    profile: Profile | str | Path | None = None,
-    max_latency_ms: float | None = None,
-    latency_bound: str = "point",
-) -> Cost:
+def estimate_arch(space: Space, arch: Any, board: Board | str | Path, runtime: str = DEFAULT_RUNTIME, **options: Any) -> Cost:
     """The Cost of ``arch`` of ``space``, equal to ``estimate(space.graph(arch), board, runtime,
-    profile, max_latency_ms, latency_bound)`` (:func:`mcunas.estimators.cost.estimate`), from
-    cached parts (see the module docstring)."""
-    return cost_of(arch_figures(space, arch), board, runtime, profile, max_latency_ms, latency_bound)
+    **options)`` (:func:`mcunas.estimators.cost.estimate`; ``options``: its keyword options, e.g.
+    ``profile``, ``max_latency_ms``, ``latency_bound``), from cached parts (see the module
+    docstring)."""
+    return cost_of(arch_figures(space, arch), board, runtime, **options)
 
 
 def cache_info() -> dict[str, int]:

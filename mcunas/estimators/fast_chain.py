@@ -11,9 +11,8 @@ facts. :func:`compose` adds the parts' counts and names their tensors (running
 largest first, ties later-added first; each at the lowest offset, scanning the placed buffers
 that overlap it in time in order of offset, where the gap before the next one is large enough.
 Both keep, per step, the placed buffers alive then sorted by offset (here in fixed arrays: a
-few microseconds for a hundred buffers). A test
-compares the two on random buffers and, through :mod:`mcunas.estimators.fast`, on thousands
-of space graphs.
+few microseconds for a hundred buffers); ``tests/test_fast_estimate.py`` compares the two on
+random buffers and, through :mod:`mcunas.estimators.fast`, on thousands of space graphs.
 
 Sums are plain float64/int64 additions in order (no fast-math), so they equal CPython's.
 Compiled on first use and cached on disk (``cache=True``: the package's ``__pycache__``, or
@@ -27,9 +26,18 @@ from numba import njit
 
 from mcunas.estimators import flash
 
+# Columns of the parts table: where a part's planner buffers are and which is its output, its
+# ops, where its NamedOps are, its output tensor, its tensors, where its PAD entries are.
+BUFFER_START, BUFFER_COUNT, OUTPUT_BUFFER, OP_COUNT, NAMED_START, OUTPUT, TENSORS, PADS_START, PADS_COUNT = range(9)
+PART_COLUMNS = 9
+
+# The reference's functions themselves, compiled.
+_replay_name_chars = njit(cache=True)(flash.replay_name_chars)
+_name_bytes = njit(cache=True)(flash.name_bytes)
+
 
 @njit(cache=True)
-def greedy_plan_bytes(sizes: np.ndarray, firsts: np.ndarray, lasts: np.ndarray) -> int:  # pragma: no cover - compiled
+def greedy_plan_bytes(sizes: np.ndarray, firsts: np.ndarray, lasts: np.ndarray) -> int:
     """Arena bytes of the greedy plan of buffers given in AddBuffer order (int64 arrays: bytes,
     first and last step), as :func:`mcunas.estimators.memory.greedy_plan_bytes`: per step, the
     placed buffers alive then, sorted by offset."""
@@ -112,16 +120,8 @@ def greedy_plan_bytes(sizes: np.ndarray, firsts: np.ndarray, lasts: np.ndarray) 
     return high
 
 
-# Columns of the parts table: where a part's planner buffers are and which is its output, its
-# ops, where its NamedOps are, its output tensor, its tensors, where its PAD entries are.
-BUFFER_START, BUFFER_COUNT, OUTPUT_BUFFER, OP_COUNT, NAMED_START, OUTPUT, TENSORS, PADS_START, PADS_COUNT = range(9)
-PART_COLUMNS = 9
-_replay_name_chars = njit(cache=True)(flash.replay_name_chars)
-_name_bytes = njit(cache=True)(flash.name_bytes)
-
-
 @njit(cache=True)
-def _with_scratch(sizes, firsts, lasts, used, rows, parts, op_count_column, scratch, start_column):  # pragma: no cover
+def _with_scratch(sizes, firsts, lasts, used, rows, parts, scratch, start_column):
     """The tensor buffers ``[:used]`` followed by one build's scratch buffers (each live at the
     step of the op requesting it), planned."""
     total = used
@@ -143,7 +143,7 @@ def _with_scratch(sizes, firsts, lasts, used, rows, parts, op_count_column, scra
             all_firsts[at] = scratch[start + j, 1] + offset
             all_lasts[at] = scratch[start + j, 1] + offset
             at += 1
-        offset += parts[row, op_count_column]
+        offset += parts[row, OP_COUNT]
     return greedy_plan_bytes(all_sizes, all_firsts, all_lasts)
 
 
@@ -156,7 +156,7 @@ def chain_plan_bytes(
     column_a: int,
     scratch_b: np.ndarray,
     column_b: int,
-) -> tuple[int, int]:  # pragma: no cover - compiled
+) -> tuple[int, int]:
     """Head bytes of the graph made of the parts ``rows`` (in execution order) on two builds.
 
     ``parts[r]`` (columns above): part ``r``'s planner buffers are
@@ -192,12 +192,12 @@ def chain_plan_bytes(
             at += 1
         previous_output = base + parts[row, OUTPUT_BUFFER]
         offset += parts[row, OP_COUNT]
-    return (_with_scratch(sizes, firsts, lasts, at, rows, parts, OP_COUNT, scratch_a, column_a),
-            _with_scratch(sizes, firsts, lasts, at, rows, parts, OP_COUNT, scratch_b, column_b))
+    return (_with_scratch(sizes, firsts, lasts, at, rows, parts, scratch_a, column_a),
+            _with_scratch(sizes, firsts, lasts, at, rows, parts, scratch_b, column_b))
 
 
 @njit(cache=True)
-def compose(rows, parts, counts, named, pads, keys, kinds, counter_chars):  # pragma: no cover - compiled
+def compose(rows, parts, counts, named, pads, keys, kinds, counter_chars):
     """What the graph of the parts ``rows`` (in execution order) adds up to: (the sum of their
     ``counts``, whose last three columns are their :func:`flash.name_counts`; its tensors; the
     bytes of its tensor names; of the duplicate padding constants their number, the sum of
@@ -269,7 +269,7 @@ def compose(rows, parts, counts, named, pads, keys, kinds, counter_chars):  # pr
 
 
 @njit(cache=True)
-def chain_cycles(rows: np.ndarray, starts: np.ndarray, counts: np.ndarray, cycles: np.ndarray) -> float:  # pragma: no cover
+def chain_cycles(rows: np.ndarray, starts: np.ndarray, counts: np.ndarray, cycles: np.ndarray) -> float:
     """The cycles of the ops of parts ``rows`` added in execution order from 0.0 (part ``r``'s
     are ``cycles[starts[r]:][:counts[r]]``); -1.0 when a part has none entered (``starts[r] < 0``
     or ``r`` past the end of ``starts``)."""

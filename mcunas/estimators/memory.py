@@ -198,6 +198,8 @@ class TailFacts:
         return self.request_counts[("both", target)] + self.request_counts[("only", kernels)]
 
 
+# Who makes a scratch request, the keys of PlanFacts.requests and TailFacts.request_counts.
+REQUEST_KEYS: tuple[tuple[str, str], ...] = (("both", "host"), ("both", "cortex-m"), *(("only", kernels) for kernels in KERNELS))
 # The largest builtin-parameter alignment (bytes); the others, powers of two too, divide it.
 BUILTIN_ALIGNMENT = max(align for table in (BUILTIN_PARAMS, CORTEX_M_BUILTIN_PARAMS) for _, align in table.values())
 
@@ -303,8 +305,7 @@ def arena_facts(graph: Graph) -> tuple[PlanFacts, TailFacts]:
                 sizes.append((nbytes + 15) & -16)
                 firsts.append(first[index])
                 lasts.append(last[index])
-    requests = {("both", "host"): both_host, ("both", "cortex-m"): both_m32}
-    requests.update({("only", kernels): made for kernels, made in only.items()})
+    requests = dict(zip(REQUEST_KEYS, (both_host, both_m32, *(only[kernels] for kernels in KERNELS))))
     tensor_count = len(tensors) - (len(duplicate_constant_indices(graph)) if "PAD" in kind_counts else 0)
     tail = TailFacts(
         {"host": builtin_host, "cortex-m": builtin_m32},
