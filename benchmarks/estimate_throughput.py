@@ -88,7 +88,10 @@ def main(argv: list[str] | None = None) -> int:
     profile = default_profile(board.core, runtime)
     n = len(archs)
     mismatches = sum(fast.estimate_arch(space, a, board, runtime) != estimate(g, board, runtime) for a, g in zip(archs, graphs))
-    figures = [fast.arch_figures(space, a) for a in archs]
+    figures: list = []
+
+    def new_figures() -> None:  # fresh ones for each pass (figures keep the arenas they computed)
+        figures[:] = [fast.arch_figures(space, a) for a in archs]
 
     wholes = {
         "reference: estimate(space.graph(arch))": (lambda: [estimate(space.graph(a), board, runtime) for a in archs], None),
@@ -98,24 +101,26 @@ def main(argv: list[str] | None = None) -> int:
     }
     parts = {
         "reference": {
-            "graph construction": lambda: [space.graph(a) for a in archs],
-            "estimate() on a built graph": lambda: [estimate(g, board, runtime) for g in graphs],
-            "  arena, 32-bit target": lambda: [memory.arena_bytes(g, target="cortex-m", kernels=kernels) for g in graphs],
-            "  arena, 64-bit host": lambda: [memory.arena_bytes(g, target="host", kernels="reference") for g in graphs],
-            "  flash (model + runtime code)": lambda: [
+            "graph construction": (lambda: [space.graph(a) for a in archs], None),
+            "estimate() on a built graph": (lambda: [estimate(g, board, runtime) for g in graphs], None),
+            "  arena, 32-bit target": (lambda: [memory.arena_bytes(g, target="cortex-m", kernels=kernels) for g in graphs],
+                                       None),
+            "  arena, 64-bit host": (lambda: [memory.arena_bytes(g, target="host", kernels="reference") for g in graphs],
+                                     None),
+            "  flash (model + runtime code)": (lambda: [
                 (flash.model_bytes(g), flash.runtime_code_bytes(g.op_kinds(), kernels, board.core)) for g in graphs
-            ],
-            "  latency": lambda: [profile.estimate(g, board) for g in graphs],
+            ], None),
+            "  latency": (lambda: [profile.estimate(g, board) for g in graphs], None),
         },
         "fast (warm)": {
-            "layers: space.spec(arch)": lambda: [space.spec(a, name="") for a in archs],
-            "parts: arch_figures(arch)": lambda: [fast.arch_figures(space, a) for a in archs],
-            "cost_of(figures)": lambda: [cost_of(f, board, runtime) for f in figures],
-            "  arena, both builds": lambda: [f.arena_bytes_pair(kernels) for f in figures],
-            "  flash (model + runtime code)": lambda: [
+            "layers: space.spec(arch)": (lambda: [space.spec(a, name="") for a in archs], None),
+            "parts: arch_figures(arch), spec included": (lambda: [fast.arch_figures(space, a) for a in archs], None),
+            "cost_of(figures)": (lambda: [cost_of(f, board, runtime) for f in figures], new_figures),
+            "  arena, both builds": (lambda: [f.arena_bytes_pair(kernels) for f in figures], new_figures),
+            "  flash (model + runtime code)": (lambda: [
                 (f.model_bytes(), flash.runtime_code_bytes(f.op_kinds(), kernels, board.core)) for f in figures
-            ],
-            "  latency": lambda: [f.latency(profile, board) for f in figures],
+            ], new_figures),
+            "  latency": (lambda: [f.latency(profile, board) for f in figures], new_figures),
         },
     }
     ops = sum(len(g.ops) for g in graphs) / n
@@ -132,9 +137,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"speed-up of the fast path, warm: {reference / warm:.1f}x; cold: {reference / seconds['fast, cold (empty parts cache)']:.1f}x")
     for group, works in parts.items():
         print(f"{group}:")
-        for name, work in works.items():
-            cpu, _ = best_seconds(work, args.repeat)
-            print(f"  {name:34s} {1e6 * cpu / n:9.1f} us/arch  ({n / cpu:>10,.0f} /s)")
+        for name, (work, before) in works.items():
+            cpu, _ = best_seconds(work, args.repeat, before or (lambda: None))
+            print(f"  {name:42s} {1e6 * cpu / n:9.1f} us/arch  ({n / cpu:>10,.0f} /s)")
     print(f"load average after: {os.getloadavg()[0]:.1f}" if hasattr(os, "getloadavg") else "")
     return 1 if mismatches else 0
 

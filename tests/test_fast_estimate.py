@@ -20,6 +20,7 @@ import optuna
 import pytest
 
 from mcunas.estimators import estimate, fast, load_board, memory
+from mcunas.estimators.cost import cost_of
 from mcunas.estimators.fast_chain import greedy_plan_bytes
 from mcunas.estimators.latency import default_profile
 from mcunas.spaces import get_space
@@ -136,6 +137,17 @@ def test_given_profile_and_board_by_name() -> None:
         expected = estimate(space.graph(arch), board, "tflm-cmsis-nn", profile=profile, max_latency_ms=3.0)
         assert fast.estimate_arch(space, arch, "nucleo-f746zg", "tflm-cmsis-nn", profile=profile,
                                   max_latency_ms=3.0) == expected
+
+
+def test_one_figures_object_serves_every_board() -> None:
+    """arch_figures once, cost_of per board and runtime: the reference Cost each time."""
+    space = get_space("mobilenetv2")
+    for _, arch in _archs("mobilenetv2", 20, seed=7):
+        figures = fast.arch_figures(space, arch)
+        graph = space.graph(arch)
+        for board, runtime, max_latency_ms, bound in CASES:
+            assert cost_of(figures, board, runtime, max_latency_ms=max_latency_ms, latency_bound=bound) == estimate(
+                graph, board, runtime, max_latency_ms=max_latency_ms, latency_bound=bound)
 
 
 def test_parts_whose_facts_do_not_add_up_go_through_the_graph(monkeypatch: pytest.MonkeyPatch) -> None:

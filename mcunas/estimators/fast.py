@@ -353,17 +353,27 @@ class _ChainFigures:
         self._parts = parts
         self._tables = tables
         self._rows = rows = np.array([part.row for part in parts], np.int64)
-        (sums, self._tensors, self._name_bytes, self._duplicates, duplicate_terms, self._duplicate_name_bytes, kinds,
-         kind_ops) = tables.compose(rows)
-        self._counts = counts = sums.tolist()
-        self._duplicate_terms = tuple(duplicate_terms.tolist())
+        composed = tables.compose(rows).tolist()
+        self._counts = counts = composed[:_COUNT_COLUMNS]
+        self._tensors, self._name_bytes, self._duplicates = composed[_COUNT_COLUMNS:_COUNT_COLUMNS + 3]
+        self._duplicate_terms = composed[_COUNT_COLUMNS + 3:_COUNT_COLUMNS + 8]
+        self._duplicate_name_bytes = composed[_COUNT_COLUMNS + 8]
         self.macs: int = counts[_MACS]
         self.params: int = counts[_PARAMS]
         # ops per kind, kinds in order of first appearance (as memory.arena_facts counts them)
+        kinds = composed[_COUNT_COLUMNS + 9:]
+        distinct = len(kinds) // 2
         names = tables.kind_names
-        self._kind_counts = {names[kind]: ops for kind, ops in zip(kinds.tolist(), kind_ops.tolist())}
+        self._kind_counts = {names[kind]: ops for kind, ops in zip(kinds[:distinct], kinds[distinct:])}
+        self._arenas: dict[str, tuple[int, int]] = {}  # by kernel library: the figures serve several boards
 
     def arena_bytes_pair(self, kernels: str) -> tuple[int, int]:
+        found = self._arenas.get(kernels)
+        if found is None:
+            found = self._arenas[kernels] = self._arena_bytes_pair(kernels)
+        return found
+
+    def _arena_bytes_pair(self, kernels: str) -> tuple[int, int]:
         counts = self._counts
         tail = memory.TailFacts(
             {"host": counts[_BUILTIN_HOST], "cortex-m": counts[_BUILTIN_M32]},
@@ -399,7 +409,11 @@ class _ChainFigures:
 
 def arch_figures(space: Space, arch: Any) -> CostFigures:
     """The :class:`~mcunas.estimators.cost.CostFigures` of ``arch`` of ``space``: from cached parts,
-    or (counted by :func:`cache_info`) from its graph when a part's facts do not add up."""
+    or (counted by :func:`cache_info`) from its graph when a part's facts do not add up.
+
+    To cost one architecture on several boards, make its figures once and call
+    :func:`mcunas.estimators.cost.cost_of` per board (the arenas are kept per kernel library).
+    """
     parts, tables = _CACHE.chain(space.spec(arch, name=""))
     if all([part.composable for part in parts]):
         return _ChainFigures(parts, tables)

@@ -198,11 +198,11 @@ def chain_plan_bytes(
 
 @njit(cache=True)
 def compose(rows, parts, counts, named, pads, keys, kinds, counter_chars):
-    """What the graph of the parts ``rows`` (in execution order) adds up to: (the sum of their
-    ``counts``, whose last three columns are their :func:`flash.name_counts`; its tensors; the
-    bytes of its tensor names; of the duplicate padding constants their number, the sum of
-    their ``flash.tensor_terms`` and the bytes of their names; its op kinds (ids < ``kinds``) in
-    order of first appearance and the ops of each).
+    """What the graph of the parts ``rows`` (in execution order) adds up to, in one array: the
+    sum of their ``counts`` (whose last three columns are their :func:`flash.name_counts`); its
+    tensors; the bytes of its tensor names; of the duplicate padding constants their number, the
+    sum of their 5 ``flash.tensor_terms`` and the bytes of their names; its op kinds (ids <
+    ``kinds``) in order of first appearance, then the ops of each.
 
     Part ``r``'s tensors: ``parts[r, TENSORS]`` (its input included), output
     ``parts[r, OUTPUT]``; part 0's tensors are the graph's first; a later part's input is the
@@ -263,9 +263,17 @@ def compose(rows, parts, counts, named, pads, keys, kinds, counter_chars):
                 for term in range(5):
                     duplicate_terms[term] += pads[start + j, 2 + term]
             seen[key] = True
-    order = kind_order[:distinct]
-    return (total, placed, _name_bytes(names), found, duplicate_terms, _name_bytes(names[duplicates[:found]]), order,
-            kind_ops[order])
+    columns = counts.shape[1]
+    packed = np.empty(columns + 9 + 2 * distinct, np.int64)
+    packed[:columns] = total
+    packed[columns] = placed
+    packed[columns + 1] = _name_bytes(names)
+    packed[columns + 2] = found
+    packed[columns + 3:columns + 8] = duplicate_terms
+    packed[columns + 8] = _name_bytes(names[duplicates[:found]])
+    packed[columns + 9:columns + 9 + distinct] = kind_order[:distinct]
+    packed[columns + 9 + distinct:] = kind_ops[kind_order[:distinct]]
+    return packed
 
 
 @njit(cache=True)
