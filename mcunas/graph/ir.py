@@ -45,6 +45,7 @@ SPACE_OP_KINDS: frozenset[str] = frozenset(
         "DEPTHWISE_CONV_2D",
         "ADD",
         "AVERAGE_POOL_2D",
+        "MAX_POOL_2D",
         "MEAN",
         "FULLY_CONNECTED",
         "RESHAPE",

@@ -103,6 +103,14 @@ class StagedSpace(ABC, Generic[ArchT]):
         """Arch fields that are options, not searched (none by default)."""
         return {}
 
+    def _teacher_choice(self, field: str, choices: tuple[int, ...]) -> int:
+        """The default teacher's value of a per-block field: the largest choice (kernel, expansion)."""
+        return max(choices)
+
+    def _make_arch(self, **fields: Any) -> ArchT:
+        """The Arch of sampled (or teacher) fields; a space may adjust draws the Arch would refuse."""
+        return self.arch_type(**fields)
+
     @abstractmethod
     def _stem_activation(self, arch: ArchT) -> str:
         """Fused activation of the stem convolution (graph IR name)."""
@@ -130,7 +138,7 @@ class StagedSpace(ABC, Generic[ArchT]):
                     rows[field].append(trial.suggest_categorical(f"stage{i}_block{j}_{suffix}", choices))
             for field, row in rows.items():
                 tables[field].append(tuple(row))
-        return self.arch_type(
+        return self._make_arch(
             input_channels=self.input_channels,
             num_classes=self.num_classes,
             resolution=resolution,
@@ -144,9 +152,10 @@ class StagedSpace(ABC, Generic[ArchT]):
 
     def default_teacher(self, input_channels: int, num_classes: int, resolution: Size) -> ArchT:
         """The largest architecture of this space: widest stem and stages, deepest stages,
-        largest per-block choices (kernel, expansion), at the given input size."""
+        largest per-block choices (:meth:`_teacher_choice`: kernel, expansion), at the given
+        input size."""
         per_block = self._block_choices()
-        return self.arch_type(
+        return self._make_arch(
             input_channels=input_channels,
             num_classes=num_classes,
             resolution=resolution,
@@ -155,7 +164,7 @@ class StagedSpace(ABC, Generic[ArchT]):
             stage_strides=tuple(stage.stride for stage in self.stages),
             stage_channels=tuple(max(stage.channels) for stage in self.stages),
             **{
-                field: tuple((max(choices),) * stage.depth_max for stage in self.stages)
+                field: tuple((self._teacher_choice(field, choices),) * stage.depth_max for stage in self.stages)
                 for field, (_, choices) in per_block.items()
             },
             **self._fixed_fields(),
