@@ -44,6 +44,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--runtime", default=DEFAULT_RUNTIME, choices=RUNTIMES)
     parser.add_argument("--profile", type=Path, help="latency profile JSON (from `mcunas estimate calibrate`)")
     parser.add_argument("--max-latency-ms", type=float, help="latency ceiling to check (ms)")
+    parser.add_argument("--max-activation-bytes", type=int,
+                        help="activation budget to check (bytes of the planned arena without its persistent tail, as μNAS counts)")
+    parser.add_argument("--max-param-bytes", type=int, help="parameter budget to check (bytes of int8 weights and int32 biases)")
     parser.add_argument("--json", action="store_true", help="print the Cost as JSON")
     parser.add_argument("--out", type=Path, help="calibrate: where to write the profile JSON")
     parser.add_argument("--ticks", type=Path, help="calibrate: a MicroProfiler log (LogCsv or LogTicksPerTagCsv)")
@@ -62,7 +65,8 @@ def run(args: argparse.Namespace) -> int:
 
     board = load_board(args.board)
     graph = _graph(Path(args.inputs[0]))
-    cost = estimate(graph, board, args.runtime, profile=args.profile, max_latency_ms=args.max_latency_ms)
+    cost = estimate(graph, board, args.runtime, profile=args.profile, max_latency_ms=args.max_latency_ms,
+                    max_activation_bytes=args.max_activation_bytes, max_param_bytes=args.max_param_bytes)
     if args.json:
         print(json.dumps(cost.to_dict(), indent=2))
     else:
@@ -101,7 +105,8 @@ def _table(cost: Cost, board: Board, model_name: str) -> str:
         ("board", f"{board.name} ({board.mcu}, {board.core} @ {board.clock_mhz:g} MHz)"),
         ("runtime", cost.runtime),
         ("MACs", f"{cost.macs:,}"),
-        ("params", f"{cost.params:,}"),
+        ("params", f"{cost.params:,} ({_kb(cost.param_bytes)})"),
+        ("activations (planned)", _kb(cost.activation_bytes)),
         ("arena (32-bit target)", _kb(cost.arena_bytes)),
         ("arena (64-bit host)", _kb(cost.arena_bytes_host)),
         ("SRAM (arena + reserve)", f"{_kb(cost.sram_bytes)} of {_kb(board.sram_bytes)}"),
