@@ -7,28 +7,39 @@ from pathlib import Path
 
 from mcunas.errors import RunDirError
 from mcunas.io import atomic_write_bytes, atomic_write_text
-from mcunas.report import figures, html, tables
+from mcunas.report import figures, html, space, tables
 from mcunas.report.load import RunData, load_run
 
 # The cost metrics charted against accuracy, one chart per board and metric.
 CHART_METRICS: tuple[str, ...] = ("latency_ms", "sram_bytes", "flash_bytes")
 
 
-def write_report(run_dirs: Sequence[Path], out_path: Path) -> Path:
-    """Write the report of ``run_dirs`` to ``out_path`` (HTML) and return ``out_path``.
+def write_report(run_dirs: Sequence[Path], out_path: Path, space_dirs: Sequence[Path] = ()) -> Path:
+    """Write the report of ``run_dirs`` and ``space_dirs`` to ``out_path`` (HTML) and return it.
 
-    Beside ``out_path`` go ``pareto.csv``, ``trials.csv`` and ``figures/`` with
-    ``pareto_<board>_<metric>.png|svg`` and ``progress.png|svg``. Every file is written
-    atomically. Runs are told apart by their directory names (with the parent folder prepended
-    where two names are equal). Raises :class:`RunDirError` for a missing or incomplete run
-    directory.
+    Beside ``out_path`` go ``figures/``: for search runs ``pareto_<board>_<metric>.png|svg`` and
+    ``progress.png|svg``, with ``pareto.csv`` and ``trials.csv``; for each space optimization
+    (a folder of ``mcunas space optimize``, :mod:`mcunas.rundir.spacedir`) its section and
+    ``space_cdf_<board>.png|svg`` (with ``_<i>`` appended after the first folder). Every file is
+    written atomically. Runs are told apart by their directory names (with the parent folder
+    prepended where two names are equal). Raises :class:`RunDirError` for a missing or
+    incomplete folder, or when none is given.
     """
-    if not run_dirs:
-        raise RunDirError("no run directory given")
+    if not run_dirs and not space_dirs:
+        raise RunDirError("no run directory or space optimization folder given")
     out_path = Path(out_path)
-    runs = [load_run(Path(d), label) for d, label in zip(run_dirs, _labels(run_dirs))]
     out_dir = out_path.parent
     figure_dir = out_dir / "figures"
+    sections = []
+    for index, folder in enumerate(space_dirs):
+        section = space.load_space_section(Path(folder))
+        for stem, rendered in section.figures.values():
+            _save(figure_dir, stem if index == 0 else f"{stem}_{index}", rendered)
+        sections.append(space.section_html(section, index))
+    if not run_dirs:
+        atomic_write_text(out_path, html.render_sections_page(sections))
+        return out_path
+    runs = [load_run(Path(d), label) for d, label in zip(run_dirs, _labels(run_dirs))]
 
     series_by_board = _series_by_board(runs)
     pareto_figures: dict[str, list[html.FigureRef]] = {}
@@ -54,7 +65,8 @@ def write_report(run_dirs: Sequence[Path], out_path: Path) -> Path:
     atomic_write_text(out_dir / "pareto.csv", tables.to_csv(tables.PARETO_COLUMNS, pareto_rows))
     atomic_write_text(out_dir / "trials.csv", tables.to_csv(tables.TRIAL_COLUMNS, trial_rows))
     page = html.render_page(
-        runs, tables.board_summaries(runs), pareto_figures, progress, pareto_rows, validation_rows, trial_rows
+        runs, tables.board_summaries(runs), pareto_figures, progress, pareto_rows, validation_rows, trial_rows,
+        extra_sections=sections,
     )
     atomic_write_text(out_path, page)
     return out_path

@@ -18,7 +18,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Mapping, TypeVar
 
-from mcunas.errors import ArchitectureError
+from mcunas.errors import ArchitectureError, ConfigError
 from mcunas.graph.ir import Graph
 from mcunas.spaces.arch import (
     CHANNELS_RANGE,
@@ -186,6 +186,32 @@ class StagedSpace(ABC, Generic[ArchT]):
     def graph(self, arch: ArchT) -> Graph:
         """The op graph of the int8 TFLite model that export produces for ``arch``."""
         return build_graph(self.spec(arch))
+
+    def width_options(self, multiplier: float, divisor: int) -> dict[str, Any]:
+        """The ``stem_channels`` and ``stages`` options of this space with every channel choice
+        scaled by ``multiplier`` (the width multiplier of MobileNet and MCUNet).
+
+        A scaled choice is ``c * multiplier`` rounded to the nearest multiple of ``divisor``
+        (halves up), at least ``divisor``; choices that become equal are merged (order kept).
+        Strides and depths are unchanged. The result is valid space options (plain lists) for
+        :func:`mcunas.spaces.get_space`, or for an experiment config's ``space:`` section.
+        """
+        if not multiplier > 0:
+            raise ConfigError(f"width multiplier: expected a positive number, got {multiplier!r}")
+        if type(divisor) is not int or divisor < 1:
+            raise ConfigError(f"width divisor: expected a positive integer, got {divisor!r}")
+
+        def scaled(choices: tuple[int, ...]) -> list[int]:
+            values = [max(divisor, int(c * multiplier / divisor + 0.5) * divisor) for c in choices]
+            return list(dict.fromkeys(values))
+
+        return {
+            "stem_channels": scaled(self.stem_channels),
+            "stages": [
+                {"stride": stage.stride, "channels": scaled(stage.channels), "depth": [stage.depth_min, stage.depth_max]}
+                for stage in self.stages
+            ],
+        }
 
     def _check(self, arch: object) -> None:
         if not isinstance(arch, self.arch_type):
