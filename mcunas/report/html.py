@@ -129,6 +129,8 @@ TRIALS_TABLE = (
     Column("pareto", "Pareto", text),
     Column("block_string", "architecture", text),
     Column("latency_ms", "latency (ms)", milliseconds),
+    Column("latency_ms_low", "latency low (ms)", milliseconds),
+    Column("latency_ms_high", "latency high (ms)", milliseconds),
     Column("sram_bytes", "SRAM (KB)", kilobytes),
     Column("flash_bytes", "flash (KB)", kilobytes),
     Column("accuracy_val", "val acc (%)", percent_of_one),
@@ -270,7 +272,8 @@ def _summary_card(summary: BoardSummary, run: RunData) -> str:
     else:
         headline = f'<div class="big">{100 * best.accuracy_val:.1f}% <small>val accuracy, trial {best.number}</small></div>'  # type: ignore[operator]
         rows = [
-            ("latency", _with_limit(best.metric("latency_ms"), run.limit(summary.board, "latency_ms"), milliseconds, "ms")),
+            ("latency", _with_limit(best.metric("latency_ms"), run.limit(summary.board, "latency_ms"), milliseconds, "ms",
+                                    (best.metric("latency_ms_low"), best.metric("latency_ms_high")))),
             ("SRAM", _with_limit(best.metric("sram_bytes"), run.limit(summary.board, "sram_bytes"), kilobytes, "KB")),
             ("flash", _with_limit(best.metric("flash_bytes"), run.limit(summary.board, "flash_bytes"), kilobytes, "KB")),
             ("arch", f'<span class="arch">{escape(best.block_string)}</span>'),
@@ -284,10 +287,18 @@ def _summary_card(summary: BoardSummary, run: RunData) -> str:
     )
 
 
-def _with_limit(value: float | None, limit: float | None, show: Callable[[Any], str], unit: str) -> str:
+def _with_limit(
+    value: float | None,
+    limit: float | None,
+    show: Callable[[Any], str],
+    unit: str,
+    interval: tuple[float | None, float | None] = (None, None),
+) -> str:
+    """``value unit`` [``(low-high)`` when the estimate has an interval] [``of limit unit``]."""
     if value is None:
         return "&ndash;"
-    shown = f"{show(value)} {unit}"
+    low, high = interval
+    shown = f"{show(value)} {unit}" + (f" ({show(low)}&ndash;{show(high)})" if low is not None and high is not None else "")
     return shown if limit is None else f"{shown} of {show(limit)} {unit}"
 
 
