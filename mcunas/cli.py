@@ -13,6 +13,7 @@ import os
 import sys
 
 from mcunas.errors import McunasError
+from mcunas.secrets import redact
 
 # subcommand -> (module holding add_arguments/run, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
@@ -50,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args._run(args) or 0)
     except McunasError as error:
-        print(f"mcunas {args.command}: error: {error}", file=sys.stderr)
+        print(f"mcunas {args.command}: error: {redact(str(error))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"mcunas {args.command}: interrupted", file=sys.stderr)

@@ -100,6 +100,7 @@ class SearchConfig(Section):
     ray_address: str | None = None
     cpus_per_worker: float = Field(default=1.0, gt=0.0)
     gpus_per_worker: float = Field(default=0.0, ge=0.0)
+    storage_retry_s: float = Field(default=120.0, gt=0.0, description="seconds a search waits for an unreachable database server")
 
 
 class TrainingConfig(Section):

@@ -40,3 +40,11 @@ class RunDirError(McunasError):
 
 class ProfileError(McunasError):
     """A latency profile (JSON) or a calibration measurements file is malformed."""
+
+
+class StorageError(McunasError):
+    """The Optuna storage of a run (database server, journal file) cannot be reached or used."""
+
+
+class OutOfSpaceError(McunasError):
+    """A file system ran out of space (or quota) while mcunas wrote a file; the path is named."""

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mcunas.config import Experiment
+from mcunas.search.progress import SearchProgress
 from mcunas.search.search import SearchResult, run_search
 
 
@@ -30,15 +31,17 @@ def run_experiment(
     ray_address: str | None = None,
     *,
     finalize: bool = True,
+    progress: SearchProgress | None = None,
 ) -> ExperimentResult:
     """Run (or resume) the search of ``experiment`` in ``run_dir`` (see :func:`run_search` for the
     arguments), then, when ``finalize`` and ``report.enabled``, write ``RUN_DIR/report/report.html``."""
-    result = run_search(experiment, run_dir, trials, workers, ray_address, finalize=finalize)
+    result = run_search(experiment, run_dir, trials, workers, ray_address, finalize=finalize, progress=progress)
     report = None
     if finalize and experiment.report.enabled:
         from mcunas.report import write_report
         from mcunas.rundir.layout import RunLayout
 
         layout = RunLayout(result.run_dir, result.storage_url, result.studies)
-        report = write_report([layout.path], layout.report_path)
+        # The storage URL with its password: run.json records it redacted.
+        report = write_report([layout.path], layout.report_path, storage_urls={layout.path: layout.storage_url})
     return ExperimentResult(result, report)

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import pytest
+from conftest import require
 
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 CHROMIUM_NAMES = ("chromium", "chromium-browser")
@@ -29,10 +29,10 @@ CHROMIUM_FLAGS = (
 
 
 def chromium_binary() -> Path:
-    """The system Chromium; skip the test when it or chromedriver is not installed."""
+    """The system Chromium; skip the test when it or chromedriver is not installed (fail in CI)."""
     binary = next((shutil.which(name) for name in CHROMIUM_NAMES if shutil.which(name)), None)
     if binary is None or not CHROMEDRIVER.is_file():
-        pytest.skip(
+        require(
             f"headless Chromium unavailable (chromium: {binary or 'missing'}, {CHROMEDRIVER}: "
             f"{'present' if CHROMEDRIVER.is_file() else 'missing'}); install with `make setup-browser`"
         )

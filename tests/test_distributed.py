@@ -4,8 +4,9 @@ Most cases use a cheap real Optuna objective (two sampled parameters, a short sl
 for training) on one shared local cluster, so that the machinery is tested in seconds: a worker
 SIGKILLs its own process in the middle of a trial, an evaluation raises, workers keep dying.
 The slow cases send a real SIGINT to the driver, join a cluster started with ``ray start
---head``, and run the real search (training, distillation, finalization, report) sequentially
-and on Ray while a worker is SIGKILLed from outside during training.
+--head``, kill a whole second Ray node (its raylet and workers) mid-trial, and run the real search
+(training, distillation, finalization, report) sequentially and on Ray while a worker is
+SIGKILLed from outside during training. The objective and helpers are in tests/toys.py.
 """
 
 from __future__ import annotations
@@ -14,13 +15,11 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import optuna
@@ -30,93 +29,20 @@ from mcunas.errors import ConfigError, McunasError
 from mcunas.rundir.storage import default_storage_url, open_storage
 from mcunas.search import cluster
 from mcunas.search.cluster import WorkerResources
-from mcunas.search.dispatch import run_trials_on_ray
-from mcunas.search.resume import recover_interrupted
+from toys import (BOARDS, ToyEvaluator, assert_each_trial_once, create_studies, free_port, processes_under, ray_cli,
+                  run_toy)
+from toys import load_toy_study as _study
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
-BOARDS = ("board-a",)
-
-
-@dataclass(frozen=True)
-class ToyEvaluator:
-    """Samples two parameters, writes trials/<board>/<n>/started, returns two objective values.
-
-    When ``kill_marker`` is a path, the first trial to create that file (atomically) SIGKILLs
-    its own worker process half-way through; ``""`` kills every trial; ``raise_on`` makes that
-    trial number raise instead.
-    """
-
-    study_prefix: str
-    run_dir: str
-    kill_marker: str | None = None
-    raise_on: int | None = None
-    seconds: float = 0.3
-
-    def load_study(self, storage, board, sampler_seed):
-        return optuna.load_study(
-            study_name=f"{self.study_prefix}:{board}",
-            storage=storage,
-            sampler=optuna.samplers.RandomSampler(seed=sampler_seed),
-        )
-
-    def evaluate(self, trial, board):
-        x = trial.suggest_int("x", 0, 10**9)
-        y = trial.suggest_float("y", -1.0, 1.0)
-        trial.set_user_attr("pid", os.getpid())
-        folder = Path(self.run_dir) / "trials" / board / str(trial.number)
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / "started").write_text(str(os.getpid()))
-        time.sleep(self.seconds / 2)
-        if self.kill_marker == "" or (self.kill_marker and _claim(self.kill_marker)):
-            os.kill(os.getpid(), signal.SIGKILL)
-        if trial.number == self.raise_on:
-            raise ValueError(f"trial {trial.number} is broken")
-        time.sleep(self.seconds / 2)
-        return x / 1e9, y * y
-
-
-def _claim(path: str) -> bool:
-    """Create ``path``; True for the one process that created it."""
-    try:
-        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
-    except FileExistsError:
-        return False
-    return True
-
-
-def run_toy(evaluator, url: str, trials: int, resources: WorkerResources, **options):
-    """``run_trials_on_ray`` on the evaluator's studies of BOARDS, opened and recovered (trials a
-    stopped run left behind) by this driver as the search does."""
-    storage = open_storage(url)
-    studies = {board: evaluator.load_study(storage, board, index) for index, board in enumerate(BOARDS)}
-    for study in studies.values():
-        recover_interrupted(study)
-    return run_trials_on_ray(evaluator, url, studies, trials, resources, **options)
-
-
-def _create_studies(storage_url: str, prefix: str) -> None:
-    storage = open_storage(storage_url)
-    for board in BOARDS:
-        optuna.create_study(study_name=f"{prefix}:{board}", storage=storage, directions=["minimize", "minimize"])
-
-
-@pytest.fixture()
-def ray_can_pickle_this_module():
-    """Ray workers cannot import this test module: ship its classes by value."""
-    import ray
-
-    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
-    yield
-    ray.cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
 
 
 @pytest.mark.slow
-def test_ctrl_c_cancels_running_trials_and_stops_the_local_cluster(tmp_path, ray_can_pickle_this_module):
+def test_ctrl_c_cancels_running_trials_and_stops_the_local_cluster(tmp_path, ray_can_pickle_toys):
     """A real SIGINT to the driver once both workers are inside a trial (runs before the shared cluster)."""
     import ray
 
     url = default_storage_url(tmp_path, several_processes=True)
-    _create_studies(url, "int")
+    create_studies(url, "int")
     started = tmp_path / "trials" / BOARDS[0]
 
     def interrupt_when_busy() -> None:
@@ -140,24 +66,28 @@ def test_ctrl_c_cancels_running_trials_and_stops_the_local_cluster(tmp_path, ray
     assert not list(started.glob("*")), "the cancelled trials' folders are removed"
 
 
+# A driver process that joins the cluster at ADDRESS: TESTS_DIR RUN_DIR URL ADDRESS PREFIX TRIALS SECONDS.
 JOIN_DRIVER = """
 import json, sys
 sys.path.insert(0, sys.argv[1])
 import ray
-import test_distributed as td
+import toys as td
 from mcunas.search.cluster import WorkerResources
 ray.cloudpickle.register_pickle_by_value(td)
-evaluator = td.ToyEvaluator("join", sys.argv[2], seconds=0.2)
-result = td.run_toy(evaluator, sys.argv[3], 4, WorkerResources(workers=2), seed=0,
+evaluator = td.ToyEvaluator(sys.argv[5], sys.argv[2], seconds=float(sys.argv[7]))
+result = td.run_toy(evaluator, sys.argv[3], int(sys.argv[6]), WorkerResources(workers=2), seed=0,
                     run_dir=sys.argv[2], ray_address=sys.argv[4])
-print(json.dumps({"finished": sorted(result.finished["board-a"]), "connected": ray.is_initialized()}))
+print(json.dumps({"finished": sorted(result.finished["board-a"]), "connected": ray.is_initialized(),
+                  "worker_deaths": result.worker_deaths}))
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+def _join(tmp_path: Path, url: str, address: str, prefix: str, trials: int, seconds: float, env: dict):
+    return subprocess.run(
+        [sys.executable, "-c", JOIN_DRIVER, str(Path(__file__).parent), str(tmp_path), url, address, prefix,
+         str(trials), str(seconds)],
+        env={**env, "RAY_AUTH_MODE": "token"}, capture_output=True, text=True, timeout=300,
+    )
 
 
 @pytest.mark.slow
@@ -166,65 +96,101 @@ def test_joining_a_running_cluster_leaves_it_running(tmp_path):
     import psutil
 
     temp_dir = tempfile.mkdtemp(prefix="mcunas-head-", dir="/tmp")
-    address = f"127.0.0.1:{_free_port()}"
+    address = f"127.0.0.1:{free_port()}"
     env = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0"}
-    ray_cli = Path(sys.executable).parent / "ray"
-    head = [str(ray_cli), "start", "--head", "--node-ip-address=127.0.0.1", f"--port={address.split(':')[1]}",
+    head = [*ray_cli(), "start", "--head", "--node-ip-address=127.0.0.1", f"--port={address.split(':')[1]}",
             "--num-cpus=2", "--include-dashboard=false", f"--temp-dir={temp_dir}", "--disable-usage-stats"]
     try:
         subprocess.run(head, env=env, check=True, capture_output=True, timeout=180)
         url = default_storage_url(tmp_path, several_processes=True)
-        _create_studies(url, "join")
-        driver = subprocess.run(
-            [sys.executable, "-c", JOIN_DRIVER, str(Path(__file__).parent), str(tmp_path), url, address],
-            env={**env, "RAY_AUTH_MODE": "token"}, capture_output=True, text=True, timeout=300,
-        )
+        create_studies(url, "join")
+        driver = _join(tmp_path, url, address, "join", 4, 0.2, env)
         assert driver.returncode == 0, driver.stderr[-3000:]
         summary = json.loads(driver.stdout.strip().splitlines()[-1])
-        assert summary == {"finished": [0, 1, 2, 3], "connected": False}
-        cluster = _processes_under(psutil, temp_dir)
+        assert summary == {"finished": [0, 1, 2, 3], "connected": False, "worker_deaths": 0}
+        cluster = processes_under(psutil, temp_dir)
         assert any("gcs_server" in " ".join(p.cmdline()) for p in cluster), "the joined cluster must keep running"
     finally:
-        for process in _processes_under(psutil, temp_dir):
+        for process in processes_under(psutil, temp_dir):
             process.kill()
         shutil.rmtree(temp_dir, ignore_errors=True)
 
 
-def _processes_under(psutil, temp_dir: str) -> list:
-    """The Ray processes this test started: those whose command line names its unique temp dir,
-    and their children (workers, agents)."""
-    found = {}
-    for process in psutil.process_iter(["cmdline"]):
-        if any(temp_dir in part for part in process.info["cmdline"] or ()):
-            for member in [process, *process.children(recursive=True)]:
-                found[member.pid] = member
-    return list(found.values())
+def _kill_node_when_busy(psutil, run_dir: Path, node_ip: str, temp_dir: str, killed: list[int],
+                         stop: threading.Event) -> None:
+    """SIGKILL the raylet of the node at ``node_ip`` (and its workers) once a trial runs there."""
+    trials = run_dir / "trials" / BOARDS[0]
+    while not stop.is_set():
+        busy = [f for f in trials.glob("*/started") if json.loads(f.read_text() or "{}").get("node_ip") == node_ip
+                and not (f.parent / "done").exists()]
+        raylets = [p for p in processes_under(psutil, temp_dir)
+                   if "raylet" in p.name() and f"--node_ip_address={node_ip}" in " ".join(p.cmdline())]
+        if busy and raylets:
+            for raylet in raylets:
+                members = [raylet, *raylet.children(recursive=True)]
+                for member in members:
+                    member.kill()
+                killed += [m.pid for m in members]
+            return
+        time.sleep(0.05)
 
 
-@pytest.fixture(scope="module")
-def shared_cluster(tmp_path_factory):
-    """One local cluster (2 CPUs, loopback), started and stopped as ``run_trials_on_ray`` does
-    when given no address; the tests share it to save the start-up time."""
-    import ray
+@pytest.mark.slow
+def test_a_ray_node_killed_mid_trial_loses_no_trial(tmp_path):
+    """Two raylets on this machine: the head (127.0.0.2, 1 CPU) and a second node joined with
+    `ray start --address` (127.0.0.3, 1 CPU, its own `node_b` resource), so that of the two trials
+    in flight one runs on each; the second node is killed (raylet and workers) while its trial
+    runs. That trial fails with the node, its candidate completes on the head, nothing is lost.
 
-    temp_root = tempfile.mkdtemp(prefix="mcunas-test-", dir="/tmp")  # short: Ray's socket paths
+    Loopback addresses other than 127.0.0.1: `ray start --address` needs Ray's multi-node mode,
+    which would replace 127.0.0.1 by the machine's own network address.
+    """
+    import psutil
+
+    temp_dir = tempfile.mkdtemp(prefix="mcunas-nodes-", dir="/tmp")
+    port = free_port()
+    address = f"127.0.0.2:{port}"
+    env = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "1", "RAY_USAGE_STATS_ENABLED": "0",
+           "RAY_AUTH_MODE": "token"}
+    head = [*ray_cli(), "start", "--head", "--node-ip-address=127.0.0.2", f"--port={port}", "--num-cpus=1",
+            "--include-dashboard=false", f"--temp-dir={temp_dir}", "--disable-usage-stats"]
+    second = [*ray_cli(), "start", f"--address={address}", "--node-ip-address=127.0.0.3", "--num-cpus=1",
+              '--resources={"node_b": 1}', "--disable-usage-stats"]
+    killed: list[int] = []
+    stop = threading.Event()
     try:
-        with cluster.ray_cluster(None, WorkerResources(workers=2), temp_root):
-            assert ray.get_runtime_context().gcs_address.startswith("127.0.0.1:")
-            yield
-        assert not ray.is_initialized()
-        assert any(Path(temp_root, "ray").glob("session_*")), "Ray's files go to <temp_root>/ray"
+        subprocess.run(head, env=env, check=True, capture_output=True, timeout=180)
+        subprocess.run(second, env=env, check=True, capture_output=True, timeout=180)
+        url = default_storage_url(tmp_path, several_processes=True)
+        create_studies(url, "nodes")
+        killer = threading.Thread(target=_kill_node_when_busy,
+                                  args=(psutil, tmp_path, "127.0.0.3", temp_dir, killed, stop), daemon=True)
+        killer.start()
+        driver = _join(tmp_path, url, address, "nodes", 4, 2.0, env)
+        stop.set()
+        killer.join()
+        assert driver.returncode == 0, driver.stderr[-3000:]
+        summary = json.loads(driver.stdout.strip().splitlines()[-1])
     finally:
-        shutil.rmtree(temp_root, ignore_errors=True)
+        stop.set()
+        for process in processes_under(psutil, temp_dir):
+            process.kill()
+        shutil.rmtree(temp_dir, ignore_errors=True)
+    assert killed, "the second node never ran a trial"
+    assert summary["worker_deaths"] == 1
+    study = _study(url, "nodes")
+    assert_each_trial_once(study, 4, tmp_path, summary["finished"])
+    [lost] = [t for t in study.trials if t.state.name == "FAIL"]
+    assert lost.user_attrs["failure"].startswith("worker died: "), lost.user_attrs["failure"]
 
 
 def test_worker_killed_mid_trial_is_failed_retried_and_not_double_counted(
-    tmp_path, shared_cluster, ray_can_pickle_this_module
+    tmp_path, shared_cluster, ray_can_pickle_toys
 ):
     run_dir = tmp_path / "run"
     run_dir.mkdir()
     url = default_storage_url(run_dir, several_processes=True)
-    _create_studies(url, "toy")
+    create_studies(url, "toy")
     evaluator = ToyEvaluator("toy", str(run_dir), kill_marker=str(run_dir / "killed"))
     trials = 6
 
@@ -260,21 +226,17 @@ def test_worker_killed_mid_trial_is_failed_retried_and_not_double_counted(
     assert len({t.user_attrs["pid"] for t in complete}) >= 2
 
 
-def _study(url: str, prefix: str) -> optuna.Study:
-    return optuna.load_study(study_name=f"{prefix}:{BOARDS[0]}", storage=open_storage(url))
-
-
 def _states(study: optuna.Study) -> dict[int, str]:
     return {t.number: t.state.name for t in study.trials}
 
 
 def test_error_in_evaluation_propagates_then_resume_retries_the_cancelled(
-    tmp_path, shared_cluster, ray_can_pickle_this_module
+    tmp_path, shared_cluster, ray_can_pickle_toys
 ):
     import ray
 
     url = default_storage_url(tmp_path, several_processes=True)
-    _create_studies(url, "err")
+    create_studies(url, "err")
     broken = ToyEvaluator("err", str(tmp_path), raise_on=1, seconds=2.0)
     with pytest.raises(ValueError, match="trial 1 is broken"):
         run_toy(broken, url, 4, WorkerResources(workers=2), seed=0, run_dir=tmp_path)
@@ -302,9 +264,9 @@ def test_error_in_evaluation_propagates_then_resume_retries_the_cancelled(
     assert not any(t.user_attrs.get("retry_of") == 1 for t in study.trials), "a raising trial is not retried"
 
 
-def test_repeated_worker_deaths_stop_the_run(tmp_path, shared_cluster, ray_can_pickle_this_module):
+def test_repeated_worker_deaths_stop_the_run(tmp_path, shared_cluster, ray_can_pickle_toys):
     url = default_storage_url(tmp_path, several_processes=True)
-    _create_studies(url, "dies")
+    create_studies(url, "dies")
     always_dies = ToyEvaluator("dies", str(tmp_path), kill_marker="", seconds=0.2)
     with pytest.raises(McunasError, match="Ray workers died 2 times"):
         run_toy(
@@ -318,7 +280,7 @@ def test_repeated_worker_deaths_stop_the_run(tmp_path, shared_cluster, ray_can_p
 
 def test_reservation_larger_than_the_cluster_is_refused(tmp_path, shared_cluster):
     url = default_storage_url(tmp_path, several_processes=True)
-    _create_studies(url, "big")
+    create_studies(url, "big")
     evaluator = ToyEvaluator("big", str(tmp_path))
     with pytest.raises(ConfigError, match=r"search\.cpus_per_worker: 8 CPUs per worker, the Ray cluster has 2"):
         run_toy(evaluator, url, 2, WorkerResources(2, cpus_per_worker=8), seed=0, run_dir=tmp_path)
@@ -326,15 +288,6 @@ def test_reservation_larger_than_the_cluster_is_refused(tmp_path, shared_cluster
         run_toy(evaluator, url, 2, WorkerResources(2, gpus_per_worker=1), seed=0, run_dir=tmp_path)
     assert _study(url, "big").trials == []
 
-
-def test_storage_errors_name_the_config_key_and_hide_passwords(tmp_path):
-    with pytest.raises(ConfigError, match=r"search\.storage: folder of the journal file .* does not exist"):
-        open_storage(str(tmp_path / "missing" / "journal.log"))
-    with pytest.raises(ConfigError) as error:
-        open_storage("postgresql+psycopg2://mcunas:s3cret@127.0.0.1:1/mcunas")
-    assert "search.storage" in str(error.value) and "s3cret" not in str(error.value)
-    with pytest.raises(ConfigError, match=r"search\.storage: cannot open"):
-        open_storage("nosuchdialect://host/db")
 
 
 def test_worker_resources_are_validated():

@@ -277,7 +277,7 @@ def test_cli_export_run_dir_writes_validated_bundle(tmp_path, capsys):
     out = run_dir / "exports" / board / "5"
     assert sorted(p.name for p in out.iterdir()) == sorted(
         ["model.tflite", "model_float32.tflite", "model_data.cc", "model_data.h", "model_config.h", "README.md",
-         "profile_main.cc", "validation.json"]
+         "profile_main.cc", "validation.json", "per_op.txt"]
     )
     assert not [p for p in out.parent.iterdir() if p.name.startswith(".")]  # no staging leftovers
     saved = json.loads((out / "validation.json").read_text())

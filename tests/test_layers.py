@@ -1,6 +1,6 @@
 """The package's imports point down the layers and close no cycle.
 
-Layers, lowest first (docs/architecture.md): errors/io/schema -> graph -> spaces, estimators,
+Layers, lowest first (docs/architecture.md): errors/io/schema/secrets -> graph -> spaces, estimators,
 data, tflm, frontend -> config -> rundir -> export -> search -> report -> cli (``mcunas.cli``,
 ``mcunas.run`` and every ``command*`` module). Every import of a mcunas module is read from the
 source (also the ones inside functions and under ``TYPE_CHECKING``): a module may import its own
@@ -15,7 +15,7 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[1] / "mcunas"
 
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("mcunas.errors", "mcunas.io", "mcunas.schema"),
+    ("mcunas.errors", "mcunas.io", "mcunas.schema", "mcunas.secrets"),
     ("mcunas.graph",),
     ("mcunas.spaces", "mcunas.estimators", "mcunas.data", "mcunas.tflm", "mcunas.frontend"),
     ("mcunas.config",),

@@ -1,4 +1,9 @@
-"""The .tflite importer on the MLPerf Tiny models, on TensorFlow-made models, and on bad input."""
+"""The .tflite importer on the MLPerf Tiny models, on TensorFlow-made models, and on bad input.
+
+Bad input is made by editing generated files with the TFLite schema's object API (an op code
+swapped for SVDF or a custom op, a second subgraph, a tensor type): each is one line that names
+the op or tensor.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from mcunas.errors import ModelFormatError
-from mcunas.graph.tflite import SUPPORTED_OPS, ImportedGraph, read_tflite
+from mcunas.graph.tflite import INT16_OPS, SUPPORTED_OPS, ImportedGraph, read_tflite
+from mcunas.graph.tflite_schema import BUILTIN_OPERATOR_NAMES
 
 # Multiply-accumulates derived by hand from the published architectures (mlcommons/tiny):
 # DS-CNN: conv 10x4/2 1->64 on 25x5 (320,000) + 4 x (dw 3x3 on 25x5x64: 72,000 and
@@ -27,11 +33,12 @@ RESNET_MACS = (
 AD_MACS = 2 * 640 * 128 + 6 * 128 * 128 + 2 * 128 * 8
 
 
-def test_schema_codes_match_the_tflite_schema():
+def test_schema_names_match_the_tflite_schema():
     from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
 
-    for code, name in SUPPORTED_OPS.items():
+    for code, name in enumerate(BUILTIN_OPERATOR_NAMES):
         assert getattr(schema.BuiltinOperator, name) == code
+    assert SUPPORTED_OPS <= set(BUILTIN_OPERATOR_NAMES) and INT16_OPS < SUPPORTED_OPS
 
 
 def test_kws_graph(mlperf_dir):
@@ -79,34 +86,114 @@ def test_generated_model_options(tmp_path_factory):
     assert mean.op_kinds() == ["MEAN"] and mean.macs == 0
 
 
-def _tensorflow_model(path: Path, quantize: bool, activation: str) -> Path:
-    import numpy as np
+def test_float_io_around_an_int8_body(tmp_path_factory):
+    from test_memory import session_int8_models
+
+    graph = read_tflite(session_int8_models(tmp_path_factory)["float_io_classifier"])
+    kinds = [op.kind for op in graph.ops]
+    assert kinds[0] == "QUANTIZE" and kinds[-1] == "DEQUANTIZE" and "LOG_SOFTMAX" in kinds
+    assert graph.tensors[graph.inputs[0]].dtype == graph.tensors[graph.outputs[0]].dtype == "float32"
+
+
+def test_transpose_conv_options_and_macs(tmp_path_factory):
+    from test_memory import session_int8_models
+
+    graph = read_tflite(session_int8_models(tmp_path_factory)["transpose_conv_valid"])
+    (op,) = graph.ops
+    assert (op.kind, op.kernel, op.stride, op.padding) == ("TRANSPOSE_CONV", (3, 2), (2, 1), "VALID")
+    assert op.macs == 5 * 4 * 3 * (3 * 2) * 6  # every input pixel over the kernel, to 6 channels
+
+
+def _edited(source: Path, out: Path, edit) -> Path:
+    """``source`` with ``edit(model)`` applied to its object-API model, written to ``out``."""
+    import flatbuffers
+    from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
+
+    model = schema.ModelT.InitFromPackedBuf(source.read_bytes(), 0)
+    edit(model, schema)
+    builder = flatbuffers.Builder(1024)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    out.write_bytes(bytes(builder.Output()))
+    return out
+
+
+def _set_code(model, code: int, custom: bytes | None = None) -> None:
+    opcode = model.operatorCodes[model.subgraphs[0].operators[0].opcodeIndex]
+    opcode.builtinCode, opcode.deprecatedBuiltinCode, opcode.customCode = code, min(code, 127), custom
+
+
+def _one_line_error(path: Path) -> str:
+    with pytest.raises(ModelFormatError) as caught:
+        read_tflite(path)
+    message = str(caught.value)
+    assert "\n" not in message and str(path) in message
+    return message
+
+
+@pytest.fixture(scope="module")
+def conv_model(tmp_path_factory) -> Path:
+    from test_memory import session_int8_models
+
+    return session_int8_models(tmp_path_factory)["conv"]
+
+
+def test_unsupported_op_is_named(conv_model, tmp_path):
+    svdf = _edited(conv_model, tmp_path / "svdf.tflite", lambda m, s: _set_code(m, s.BuiltinOperator.SVDF))
+    message = _one_line_error(svdf)
+    assert "operator 0 is SVDF, an op mcunas does not model" in message and "builtin code" not in message
+    custom = _edited(
+        conv_model, tmp_path / "custom.tflite",
+        lambda m, s: _set_code(m, s.BuiltinOperator.CUSTOM, b"TFLite_Detection_PostProcess"),
+    )
+    assert "operator 0 is custom op 'TFLite_Detection_PostProcess'" in _one_line_error(custom)
+
+
+def test_several_subgraphs_are_rejected(conv_model, tmp_path):
+    import copy
+
+    def add_subgraph(model, schema):
+        model.subgraphs.append(copy.deepcopy(model.subgraphs[0]))
+        _set_code(model, schema.BuiltinOperator.WHILE)
+
+    message = _one_line_error(_edited(conv_model, tmp_path / "while.tflite", add_subgraph))
+    assert "2 subgraphs" in message and "operator 0 WHILE" in message
+
+
+def test_unknown_tensor_type_is_named(conv_model, tmp_path):
+    def to_string(model, schema):
+        model.subgraphs[0].tensors[0].type = schema.TensorType.STRING
+
+    message = _one_line_error(_edited(conv_model, tmp_path / "string.tflite", to_string))
+    assert "tensor 0" in message and "type string" in message
+
+
+def _float_model(path: Path) -> Path:
+    """A float32 model (no quantization): Dense + ReLU."""
     import tensorflow as tf
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     inputs = tf.keras.Input((8,), batch_size=1)
-    model = tf.keras.Model(inputs, tf.keras.layers.Activation(activation)(tf.keras.layers.Dense(4)(inputs)))
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
-    if quantize:
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.representative_dataset = lambda: ([np.full((1, 8), v, np.float32)] for v in (-1.0, 1.0))
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        converter.inference_input_type = tf.int8
-        converter.inference_output_type = tf.int8
-    path.write_bytes(converter.convert())
+    model = tf.keras.Model(inputs, tf.keras.layers.ReLU()(tf.keras.layers.Dense(4)(inputs)))
+    path.write_bytes(tf.lite.TFLiteConverter.from_keras_model(model).convert())
     return path
 
 
-def test_float_model_is_rejected(tmp_path):
-    path = _tensorflow_model(tmp_path / "float.tflite", quantize=False, activation="relu")
-    with pytest.raises(ModelFormatError, match="float32 model.*full-integer quantization"):
-        read_tflite(path)
+def test_float_model_body_is_rejected(tmp_path):
+    path = _float_model(tmp_path / "float.tflite")
+    message = _one_line_error(path)
+    assert "float32 model body: operator 0 FULLY_CONNECTED reads float32 tensor 0" in message
+    assert "full-integer quantization" in message
 
 
-def test_unsupported_op_is_named(tmp_path):
-    path = _tensorflow_model(tmp_path / "tanh.tflite", quantize=True, activation="tanh")
-    with pytest.raises(ModelFormatError, match=r"operator 1 has builtin code 28"):
-        read_tflite(path)
+def test_int16_into_an_int8_only_kernel_is_rejected(tmp_path):
+    import tensorflow as tf
+    from model_zoo import convert
+
+    inputs = tf.keras.Input((4, 4, 6), batch_size=1)
+    gather = tf.keras.layers.Lambda(lambda v: tf.gather(v, [2, 0], axis=-1))(inputs)
+    path = tmp_path / "gather16.tflite"
+    path.write_bytes(convert(tf.keras.Model(inputs, gather), "int16"))
+    assert "GATHER kernel runs int8 activations" in _one_line_error(path)
 
 
 def test_not_a_flatbuffer(tmp_path):

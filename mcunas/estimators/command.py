@@ -1,6 +1,6 @@
 """``mcunas estimate``: SRAM, flash and latency of an architecture (file or block string) or a ``.tflite`` on a board.
 
-    mcunas estimate ARCH.json|BLOCK_STRING|MODEL.tflite --board NAME [--runtime R] [--profile P] [--json]
+    mcunas estimate ARCH.json|BLOCK_STRING|MODEL.tflite --board NAME [--runtime R] [--profile P] [--per-op] [--json]
     mcunas estimate calibrate [MEASUREMENTS.csv] [--ticks LOG --ticks-model MODEL.tflite [--tick-hz HZ]]
                               --board NAME [--runtime R] --out PROFILE.json
 
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.usage = (
-        "mcunas estimate (ARCH.json | BLOCK_STRING | MODEL.tflite) --board NAME [--runtime R] [--profile P] [--json]\n"
+        "mcunas estimate (ARCH.json | BLOCK_STRING | MODEL.tflite) --board NAME [--runtime R] [--profile P] [--per-op] [--json]\n"
         "       mcunas estimate calibrate [MEASUREMENTS.csv] [--ticks LOG --ticks-model MODEL.tflite] "
         "--board NAME [--runtime R] --out PROFILE.json"
     )
@@ -47,7 +47,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-activation-bytes", type=int,
                         help="activation budget to check (bytes of the planned arena without its persistent tail, as μNAS counts)")
     parser.add_argument("--max-param-bytes", type=int, help="parameter budget to check (bytes of int8 weights and int32 biases)")
-    parser.add_argument("--json", action="store_true", help="print the Cost as JSON")
+    parser.add_argument(
+        "--per-op",
+        action="store_true",
+        help="also show per op: output shape, MACs, arena bytes live while it runs, latency share; marks the peak-memory op",
+    )
+    parser.add_argument("--json", action="store_true", help="print the Cost as JSON (with --per-op: and the per-op rows)")
     parser.add_argument("--out", type=Path, help="calibrate: where to write the profile JSON")
     parser.add_argument("--ticks", type=Path, help="calibrate: a MicroProfiler log (LogCsv or LogTicksPerTagCsv)")
     parser.add_argument("--ticks-model", type=Path, help="calibrate: the .tflite the tick log was taken with")
@@ -67,11 +72,28 @@ def run(args: argparse.Namespace) -> int:
     graph = _graph(Path(args.inputs[0]))
     cost = estimate(graph, board, args.runtime, profile=args.profile, max_latency_ms=args.max_latency_ms,
                     max_activation_bytes=args.max_activation_bytes, max_param_bytes=args.max_param_bytes)
+    rows = _per_op_rows(graph, board, args) if args.per_op else None
     if args.json:
-        print(json.dumps(cost.to_dict(), indent=2))
+        data = cost.to_dict()
+        if rows is not None:
+            from mcunas.estimators.per_op import to_dict
+
+            data["per_op"] = to_dict(rows)
+        print(json.dumps(data, indent=2))
     else:
         print(_table(cost, board, graph.name))
+        if rows is not None:
+            from mcunas.estimators.per_op import format_table
+
+            print(f"\nper op (32-bit arena, {args.runtime}):")
+            print(format_table(rows))
     return 0
+
+
+def _per_op_rows(graph: Graph, board: Board, args: argparse.Namespace) -> list:
+    from mcunas.estimators.per_op import per_op_view
+
+    return per_op_view(graph, board, args.runtime, args.profile)
 
 
 def _graph(path: Path) -> Graph:

@@ -113,7 +113,7 @@ def estimate(
         params=graph.params,
         arena_bytes=arena,
         arena_bytes_host=arena_host,
-        activation_bytes=memory.plan_bytes(graph, kernels),
+        activation_bytes=memory.plan_bytes(graph, kernels, "cortex-m"),
         param_bytes=graph.param_bytes,
         sram_bytes=arena + board.sram_reserve_bytes,
         model_bytes=model,

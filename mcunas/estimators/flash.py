@@ -1,37 +1,33 @@
 """Flash model: the size of the int8 ``.tflite`` file and of the TFLite Micro runtime code.
 
-:func:`model_bytes` rebuilds the flatbuffer's size (schema ``tensorflow/lite/schema/schema.fbs``)
-from the graph's contents, term by term:
+Two ways to the file size, by where the graph comes from:
+
+* a graph imported from a file (:class:`~mcunas.graph.tflite.ImportedGraph`) is rebuilt with
+  the flatbuffers builder from its contents (:mod:`mcunas.estimators.tflite_layout`): exact
+  table, vtable, vector and alignment layout, within 1 % of the file down to 1 KB models;
+* a search space's graph -- the file ``mcunas.export`` writes (onnx2tf 1.28 + TFLite converter
+  of TF 2.21) -- gets the closed-form model below (microseconds, the search's inner loop).
+
+:func:`model_bytes` for a space graph rebuilds the flatbuffer's size (schema
+``tensorflow/lite/schema/schema.fbs``) term by term:
 
 * constant buffers (weights int8, biases int32, shape and padding tensors), each padded to 16
   bytes (``force_align: 16`` on ``Buffer.data``);
 * per tensor: the shape vector; per quantization channel a float32 scale and an int64 zero
-  point, and where a converter keeps them the float32 ``min``/``max`` calibration arrays; the
-  ``shape_signature`` vector where present; the name;
+  point; the name (onnx2tf's tensor names, predicted by :func:`onnx2tf_name_chars` from the op
+  sequence);
 * per operator: the input and output index vectors;
 * strings (names, description, metadata names, signature keys) as flatbuffer strings: a 4-byte
   length, the characters and a NUL, padded to 4 bytes; every vector has a 4-byte length;
-* the model's description, metadata entries (name + buffer) and signature definitions;
+* the export's description, metadata entries (name + buffer) and signature definition (the
+  ``ONNX2TF_*`` constants);
 * fitted overheads (tables, vtables, offsets, builtin options, alignment padding): per tensor,
   per operator, per distinct operator code and per file.
 
-What a file holds beyond ops and tensors depends on the converter: an
-:class:`~mcunas.graph.tflite.ImportedGraph` carries the file's own names, min/max arrays, shape
-signatures, description, metadata and signatures. A graph from a search space is the file
-``mcunas.export`` writes (onnx2tf 1.28 + TFLite converter of TF 2.21), whose extras are the
-``ONNX2TF_*`` constants and whose tensor names :func:`onnx2tf_name_chars` predicts from the op
-sequence.
-
 Fit: ``TENSOR_OVERHEAD_BYTES``, ``OPCODE_OVERHEAD_BYTES`` and ``FIXED_OVERHEAD_BYTES`` by least
-squares of file size minus the other terms, on files read back with
-:func:`~mcunas.graph.tflite.read_tflite` (exact names): 10 exports of both spaces (13-305 KB,
-each converted in a fresh process, ``isolate=True``, the pipeline's default), the four MLPerf
-Tiny models (an older converter: min/max arrays, shape signatures, no signature definition) and
-5 small Keras models converted with ``TFLiteConverter`` (1-24 KB, ``tests/test_memory.py``).
-Checked on 10 further exports (10-328 KB), the 3 quickstart exports of ``runs/qs`` and 6 more
-Keras models. Errors on all exports, from ``Space.graph`` and from the imported file: within
-0.3%; MLPerf Tiny: within 0.45%; Keras models of 1-4 KB: up to 8% (82 bytes: the fixed overhead
-varies with the op kinds). The residuals are alignment padding and a digit in a few names.
+squares of file size minus the other terms on 10 exports of both spaces (13-305 KB, each
+converted in a fresh process, ``isolate=True``, the pipeline's default), the four MLPerf Tiny
+models and 5 small Keras models; checked on 10 further exports (10-328 KB): within 0.3 %.
 """
 
 from __future__ import annotations
@@ -47,11 +43,8 @@ BUFFER_ALIGNMENT = 16
 ALIGNMENT_MASK = BUFFER_ALIGNMENT - 1
 # Quantization parameters per channel: float32 scale + int64 zero point (schema.fbs).
 QUANT_BYTES_PER_CHANNEL = 4 + 8
-# Calibration range per channel where a converter keeps it: float32 min + float32 max.
-MINMAX_BYTES_PER_CHANNEL = 4 + 4
-# The length prefix of every flatbuffer vector and string (uint32); a table's offset field to one.
+# The length prefix of every flatbuffer vector and string (uint32).
 LENGTH_BYTES = 4
-OFFSET_BYTES = 4
 # Fixed-size parts (schema.fbs; bytes, the table with its 4-byte vtable offset, plus the
 # 4-byte offset to it in its parent's vector): a Metadata entry (table: name offset, buffer
 # index) with its Buffer table (data offset); a SignatureDef (inputs, outputs, key offsets,
@@ -59,9 +52,6 @@ OFFSET_BYTES = 4
 METADATA_ENTRY_BYTES = (12 + 4) + (8 + 4)
 SIGNATURE_BYTES = (20 + 4) + 2 * LENGTH_BYTES
 TENSOR_MAP_BYTES = 12 + 4
-# A Buffer table with its offset and vtable share (part of TENSOR_OVERHEAD_BYTES; a constant
-# stored once for several tensors has one): the mean measured on the files of the fit (10.3-10.7).
-BUFFER_TABLE_BYTES = 10.5
 
 # Overheads (bytes) of the tables, vtables, offsets and alignment padding the terms above leave
 # out. Per operator (Operator table, builtin options, offset): the mean measured by attributing
@@ -265,38 +255,23 @@ def _tensor_bytes(tensors, name_chars) -> float:
     )
 
 
-def _converter_tensor_bytes(graph: ImportedGraph) -> float:
-    """Bytes of an imported file's min/max arrays and shape signatures (with their offsets),
-    less the buffers (data and Buffer table) of constants stored once for several tensors."""
-    total = 0.0
-    for tensor, channels, signature, shared in zip(
-        graph.tensors, graph.minmax_channels, graph.shape_signatures, graph.shared_buffer
-    ):
-        if channels:
-            total += 2 * (OFFSET_BYTES + LENGTH_BYTES) + MINMAX_BYTES_PER_CHANNEL * channels
-        if signature:
-            total += OFFSET_BYTES + LENGTH_BYTES + 4 * len(tensor.shape)
-        if shared:
-            total -= BUFFER_TABLE_BYTES + LENGTH_BYTES + _aligned(prod(tensor.shape) * DTYPE_BYTES[tensor.dtype])
-    return total
-
-
 def model_bytes(graph: Graph) -> int:
     """Predicted size (bytes) of the int8 ``.tflite`` file of ``graph``.
 
-    Within 0.5% of the file for exports of ``mcunas.export`` predicted from ``Space.graph(arch)``
-    and for imported MobileNet-size files (the module docstring gives the terms, their
-    provenance and the errors); the file size an imported graph carries is not used.
+    A graph imported from a file (:class:`~mcunas.graph.tflite.ImportedGraph`) is rebuilt with
+    the flatbuffers builder from its contents (:func:`mcunas.estimators.tflite_layout.layout_bytes`,
+    within 1 % down to 1 KB files); the file size it carries is not used. Any other graph (a
+    search space's, the file ``mcunas.export`` writes) gets the closed-form model of the module
+    docstring: within 0.5 % of its export, and fast (the search estimates thousands per second).
     """
+    if isinstance(graph, ImportedGraph):
+        from mcunas.estimators.tflite_layout import layout_bytes
+
+        return layout_bytes(graph)
     tensors = graph.tensors
     ops = graph.ops
-    if isinstance(graph, ImportedGraph):
-        extras = _extras_bytes(graph.description, graph.metadata, graph.signatures)
-        extras += _converter_tensor_bytes(graph)
-        name_chars = [len(tensor.name.encode("utf-8")) for tensor in tensors]
-    else:
-        extras = _ONNX2TF_EXTRAS_BYTES
-        name_chars = onnx2tf_name_chars(graph)
+    extras = _ONNX2TF_EXTRAS_BYTES
+    name_chars = onnx2tf_name_chars(graph)
     total = FIXED_OVERHEAD_BYTES + extras + OPCODE_OVERHEAD_BYTES * len({op.kind for op in ops})
     total += (OPERATOR_OVERHEAD_BYTES + 2 * LENGTH_BYTES) * len(ops)
     total += 4 * sum([len(op.inputs) + len(op.outputs) for op in ops])

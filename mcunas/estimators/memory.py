@@ -21,56 +21,53 @@ wrappers, which add a scratch-buffer index to their OpData and request scratch b
 Every planned buffer and every kernel persistent buffer is 16-byte aligned
 (``MicroArenaBufferAlignment()``, micro_arena_constants.h).
 
-Provenance of the constants (see each table): struct layouts from the TFLM sources named there.
-Host sizes are confirmed against the recording allocator's per-category report of the
-``tflite-micro`` package (build 0.dev20261023); the host prediction equals the measured arena
-exactly on 33 int8 models (4 MLPerf Tiny, 13 Keras-converted, 16 exported by mcunas.export).
-The 32-bit build is known only through 8 totals (4 MLPerf Tiny models x 2 kernel libraries,
-``cortex-m4-instruction-counts.json``); four of its values are fitted to them (bootstrap bytes,
-TfLiteTensor size, SOFTMAX OpData, empty FULLY_CONNECTED scratch requests), after which 7 of the
-8 agree exactly and one is 16 bytes high -- a good fit, but on few data points.
+What each op kind's kernel allocates (builtin parameters, OpData, Prepare-time persistent
+buffers, scratch requests, with the reference and the CMSIS-NN kernels) is tabulated in
+:mod:`mcunas.estimators.tflm_kernels`; this module holds the algorithm (plan + allocation
+replay) and the per-build struct sizes.
+
+Provenance: struct layouts from the TFLM sources named in the tables. Host values are confirmed
+against the recording allocator of the ``tflite-micro`` package (build 0.dev20261023): the
+prediction equals the measured arena on every generated model of ``tests/model_zoo.py`` (all op
+kinds, int8/int16, float I/O) but one (16 B low), on the 4 MLPerf Tiny models, person_detect
+and the exports of ``mcunas.export``. The 32-bit build is known through 40 measured totals
+(4 MLPerf Tiny + 16 space models, 2 kernel libraries each, ``*-instruction-counts.json``):
+bootstrap bytes, TfLiteTensor size, SOFTMAX OpData, the empty FULLY_CONNECTED scratch request
+and three differences of that (older) build -- MEAN's scratch requests, TfLiteAddParams, a
+per-channel FULLY_CONNECTED's arrays -- are fitted to them; 36 of the 40 are then exact and all
+within 16 bytes (in-sample: no 32-bit measurement is held out).
 Assumptions: one subgraph, no offline-planned buffers, no variable tensors.
 """
 
 from __future__ import annotations
 
 from bisect import insort
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from math import prod
 
+from mcunas.estimators.runtime import KERNEL_LIBRARIES
+from mcunas.estimators.tflm_kernels import (
+    BUILTIN_PARAMS,
+    CORTEX_M_BUILTIN_PARAMS,
+    CORTEX_M_MEAN_SCRATCH_REQUESTS,
+    CORTEX_M_PER_CHANNEL_FC_DELTA_BYTES,
+    EMPTY_SCRATCH_REQUESTS,
+    OP_DATA,
+    PER_CHANNEL_KINDS,
+    SCRATCH_KINDS,
+    persistent_buffers,
+    scratch_requests,
+)
 from mcunas.graph.ir import DTYPE_BYTES, Graph
 
 TARGETS = ("cortex-m", "host")
-KERNELS = ("cmsis-nn", "reference")
-
-# Builtin parameter structs allocated per op by the flatbuffer parsers
-# (tensorflow/lite/core/c/builtin_op_data.h, parsed in flatbuffer_conversions.cc):
-# (bytes, alignment); the same on 32- and 64-bit (ints, enums and bools only). PAD, QUANTIZE,
-# DEQUANTIZE, RELU*, LOGISTIC and HARD_SWISH allocate none.
-_BUILTIN_PARAMS: dict[str, tuple[int, int]] = {
-    "CONV_2D": (28, 4),  # TfLiteConvParams: 7 x int/enum
-    "DEPTHWISE_CONV_2D": (28, 4),  # TfLiteDepthwiseConvParams: 7 x int/enum
-    "AVERAGE_POOL_2D": (40, 4),  # TfLitePoolParams: 6 x int/enum + TfLitePaddingValues (16)
-    "MAX_POOL_2D": (40, 4),
-    "FULLY_CONNECTED": (16, 4),  # TfLiteFullyConnectedParams: 2 enums, 2 bools, 1 enum
-    "RESHAPE": (36, 4),  # TfLiteReshapeParams: int shape[8] + num_dimensions
-    "SOFTMAX": (4, 4),  # TfLiteSoftmaxParams: float beta
-    "ADD": (8, 4),  # TfLiteAddParams: enum + bool
-    "MUL": (4, 4),  # TfLiteMulParams: enum
-    "CONCATENATION": (8, 4),  # TfLiteConcatenationParams: axis + enum
-    "MEAN": (1, 1),  # TfLiteReducerParams: bool keep_dims
-}
-
-# Kernels that own per-output-channel quantization: their Prepare allocates two int32 arrays
-# (multiplier, shift) of C_out entries each, as 16-byte-aligned persistent buffers
-# (kernels/conv_common.cc, depthwise_conv_common.cc, fully_connected_common.cc). FULLY_CONNECTED
-# does so only for per-channel weights.
-_PER_CHANNEL_KINDS = frozenset({"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"})
+KERNELS = KERNEL_LIBRARIES
 
 
 @dataclass(frozen=True, slots=True)
 class _Build:
-    """Struct sizes (bytes) of one TFLM build; see the module docstring for their provenance."""
+    """Struct sizes (bytes) and kernel tables of one TFLM build; provenance in the module
+    docstring and in :mod:`mcunas.estimators.tflm_kernels`."""
 
     pointer: int
     # Allocator objects created before the model (SingleArenaBufferAllocator, GreedyMemoryPlanner,
@@ -80,102 +77,27 @@ class _Build:
     node_and_registration: int  # NodeAndRegistration {TfLiteNode (6 ptrs + int), registration ptr}
     tflite_tensor: int  # TfLiteTensor under TF_LITE_STATIC_MEMORY
     affine_quantization: int  # TfLiteAffineQuantization {scale ptr, zero_point ptr, int32}
-    # Kernel OpData structs allocated in Init (16-byte aligned), by op kind and kernel library.
+    # Kernel OpData structs allocated in Init (16-byte aligned), by op kind.
     op_data: dict[str, int]
     # Zero-byte scratch-buffer requests per op kind: they cost a handle each, no arena head.
     empty_scratch: dict[str, int]
 
 
-# OpData sizes (bytes) allocated by each kernel's Init. Layout sources: kernels/conv.h
-# OpDataConv (TfLitePaddingValues 16, 5 x int32, 2 per-channel pointers, 2 x int32 activation
-# range, buffer indices), fully_connected.h OpDataFullyConnected (8 x int32 on the Cortex-M4
-# build), pooling.h OpDataPooling (16 + 4 x 4), reduce.h OpDataReduce (11 x int32),
-# kernels/internal/types.h SoftmaxParams, pad.cc OpData (PadParams 52 + int32), add.h OpDataAdd
-# (15 x int32). The CMSIS-NN wrappers (kernels/cmsis_nn/*.cc) embed the reference OpData and
-# add an int32 scratch-buffer index (conv, depthwise, pooling: +4); their fully-connected OpData
-# adds 2 per-channel pointers, the index, a kernel-sums pointer and 3 x int32 (+28 on 32-bit).
-# Only the size rounded up to 16 matters (kernel buffers are 16-byte aligned).
-# Host values: the recording allocator's 'Persistent buffer data' per op of the tflite-micro
-# package (measured for every kind except RELU6, QUANTIZE, DEQUANTIZE), which is built with
-# more fields (e.g. compression buffer indices) than the Cortex-M4 build of the JSON. 32-bit
-# SOFTMAX (48) is the value that makes the 8 Cortex-M4 arenas agree (layout alone allows
-# 48..64); 32-bit values of kinds absent from the MLPerf Tiny models (MEAN, PAD, MUL,
-# CONCATENATION, activations, (DE)QUANTIZE) follow the layouts but are not checked against a
-# 32-bit build. Host CMSIS-NN values are derived, not measured.
-_OP_DATA_HOST = {
-    "CONV_2D": 80,
-    "DEPTHWISE_CONV_2D": 80,
-    "FULLY_CONNECTED": 72,
-    "AVERAGE_POOL_2D": 32,
-    "MAX_POOL_2D": 32,
-    "MEAN": 44,
-    "SOFTMAX": 80,
-    "PAD": 56,
-    "ADD": 60,
-    "MUL": 36,
-    "CONCATENATION": 80,
-    "HARD_SWISH": 20,
-    "RELU": 28,
-    "LOGISTIC": 16,
-    "RELU6": 8,  # Relu6OpData: 2 x int8 + 2 x int16 (source, not measured)
-    "QUANTIZE": 32,  # QuantizationParams (16) + 3 x int32 (source, not measured)
-    "DEQUANTIZE": 32,  # idem
-}
-_OP_DATA_HOST_CMSIS = {
-    **_OP_DATA_HOST,
-    "CONV_2D": 84,
-    "DEPTHWISE_CONV_2D": 84,
-    "FULLY_CONNECTED": 120,
-    "AVERAGE_POOL_2D": 36,
-    "MAX_POOL_2D": 36,
-}
-_OP_DATA_32 = {
-    "CONV_2D": 60,
-    "DEPTHWISE_CONV_2D": 60,
-    "FULLY_CONNECTED": 32,
-    "AVERAGE_POOL_2D": 32,
-    "MAX_POOL_2D": 32,
-    "MEAN": 44,
-    "SOFTMAX": 48,
-    "PAD": 56,
-    "ADD": 60,
-    "MUL": 36,
-    "CONCATENATION": 48,  # 2 pointers fewer bytes than on the host (source, not measured)
-    "HARD_SWISH": 20,
-    "RELU": 28,
-    "LOGISTIC": 16,
-    "RELU6": 8,
-    "QUANTIZE": 32,
-    "DEQUANTIZE": 32,
-}
-_OP_DATA_32_CMSIS = {
-    **_OP_DATA_32,
-    "CONV_2D": 64,
-    "DEPTHWISE_CONV_2D": 64,
-    "FULLY_CONNECTED": 60,
-    "AVERAGE_POOL_2D": 36,
-    "MAX_POOL_2D": 36,
-}
-
-# Zero-byte scratch requests: FULLY_CONNECTED requests decompression scratch buffers for
-# weights (and bias) even when they are not compressed (TFLM compression support): 2 in the
-# host package (seen as 16 unrecorded tail bytes per FULLY_CONNECTED), 1 in the Cortex-M4 build
-# (fitted).
-_HOST_EMPTY_SCRATCH = {"FULLY_CONNECTED": 2}
-_M32_EMPTY_SCRATCH = {"FULLY_CONNECTED": 1}
-
 # Struct sizes 64-/32-bit: TfLiteEvalTensor 24/12, NodeAndRegistration 64/32, TfLiteTensor
 # 64/32, TfLiteAffineQuantization 24/12 (tensorflow/lite/core/c/common.h under
 # TF_LITE_STATIC_MEMORY, micro/micro_common.h). Host values are the recording allocator's
-# per-category report; 32-bit TfLiteTensor (32) is the value the Cortex-M4 arenas require.
+# per-category report; 32-bit TfLiteTensor (32) is the value the 32-bit arenas require (it keeps
+# their size = 4 mod 16; the layout of common.h would give 40).
 # Bootstrap (allocator objects made before the model): host 456, fitted on 33 models, exact on
-# all; 32-bit 136, fitted on the MLPerf Tiny arenas of the Cortex-M4 build: reference exact on
-# 4 of 4, cmsis-nn exact on 3 of 4 (ResNet-8 predicted 16 B high).
+# all since; 32-bit 136, fitted on the 40 measured arenas of the Cortex-M4 build.
 _BUILDS: dict[tuple[str, str], _Build] = {
-    ("host", "reference"): _Build(8, 456, 24, 64, 64, 24, _OP_DATA_HOST, _HOST_EMPTY_SCRATCH),
-    ("host", "cmsis-nn"): _Build(8, 456, 24, 64, 64, 24, _OP_DATA_HOST_CMSIS, _HOST_EMPTY_SCRATCH),
-    ("cortex-m", "reference"): _Build(4, 136, 12, 32, 32, 12, _OP_DATA_32, _M32_EMPTY_SCRATCH),
-    ("cortex-m", "cmsis-nn"): _Build(4, 136, 12, 32, 32, 12, _OP_DATA_32_CMSIS, _M32_EMPTY_SCRATCH),
+    (target, kernels): _Build(
+        *((8, 456, 24, 64, 64, 24) if target == "host" else (4, 136, 12, 32, 32, 12)),
+        OP_DATA[(target, kernels)],
+        EMPTY_SCRATCH_REQUESTS[target],
+    )
+    for target in TARGETS
+    for kernels in KERNELS
 }
 
 
@@ -190,45 +112,28 @@ def _check(target: str, kernels: str) -> _Build:
 
 # ----------------------------------------------------------------------------- scratch buffers
 
-_SCRATCH_KINDS = frozenset({"MEAN", "CONV_2D", "DEPTHWISE_CONV_2D", "AVERAGE_POOL_2D"})
-
-# Per op kind, in one lookup: (builtin params or None, has per-channel arrays, may request
-# scratch); kinds with none of these are absent.
-_KIND_ROLES: dict[str, tuple[tuple[int, int] | None, bool, bool]] = {
-    kind: (_BUILTIN_PARAMS.get(kind), kind in _PER_CHANNEL_KINDS, kind in _SCRATCH_KINDS)
-    for kind in set(_BUILTIN_PARAMS) | _PER_CHANNEL_KINDS | _SCRATCH_KINDS
+# Per op kind, in one lookup: (host builtin params, 32-bit builtin params, may allocate in
+# Prepare, may request scratch); kinds with none of these are absent.
+_KIND_ROLES: dict[str, tuple[tuple[int, int] | None, tuple[int, int] | None, bool, bool]] = {
+    kind: (
+        BUILTIN_PARAMS.get(kind),
+        CORTEX_M_BUILTIN_PARAMS.get(kind),
+        kind in PER_CHANNEL_KINDS or kind == "SOFTMAX",
+        kind in SCRATCH_KINDS,
+    )
+    for kind in set(BUILTIN_PARAMS) | PER_CHANNEL_KINDS | SCRATCH_KINDS | {"SOFTMAX"}
 }
+_MEAN_KINDS = ("MEAN", "SUM")
+_CMSIS_ONLY_SCRATCH = ("CONV_2D", "DEPTHWISE_CONV_2D", "AVERAGE_POOL_2D")
+_CONVOLUTIONS = ("CONV_2D", "DEPTHWISE_CONV_2D")
 
 
-def scratch_bytes(graph: Graph, op_index: int, kernels: str) -> list[int]:
-    """Scratch buffers (bytes each) the kernel of op ``op_index`` requests in Prepare.
-
-    Both libraries: int8 MEAN (reference reduce, kernels/reduce_common.cc) requests three:
-    int32 sums per output element and two int32 arrays of the input rank (resolved axes and
-    index temp) -- confirmed on the host interpreter. Other reference kernels request none for
-    the int8 ops modelled here. CMSIS-NN (wrappers in kernels/cmsis_nn/) requests one for:
-    convolutions ``arm_convolve_wrapper_s8_get_buffer_size`` (im2col: 2 * Cin * KH * KW int16
-    on the DSP path, none for 1x1 kernels), depthwise
-    ``arm_depthwise_conv_wrapper_s8_get_buffer_size`` (Cin * KH * KW int16, none when the 3x3
-    fast path applies), average pool ``arm_avgpool_s8_get_buffer_size`` (C int32); fully
-    connected needs none on the DSP path. Requests of 0 bytes are not made (buffer index -1).
-    """
-    op = graph.ops[op_index]
-    kind = op.kind
-    if kind not in _SCRATCH_KINDS:
-        return []
-    tensors = graph.tensors
-    if kind == "MEAN":
-        rank_bytes = 4 * len(tensors[op.inputs[0]].shape)
-        return [4 * tensors[op.outputs[0]].num_elements, rank_bytes, rank_bytes]
-    if kernels != "cmsis-nn":
-        return []
-    if kind == "AVERAGE_POOL_2D":
-        return [tensors[op.outputs[0]].shape[-1] * 4]
-    _, kh, kw, channels = tensors[op.inputs[1]].shape
-    if kind == "CONV_2D":
-        return [] if kh == 1 and kw == 1 else [2 * channels * kh * kw * 2]
-    return [] if (kh, kw) == (3, 3) else [channels * kh * kw * 2]  # DEPTHWISE_CONV_2D
+def scratch_bytes(graph: Graph, op_index: int, kernels: str, target: str = "host") -> list[int]:
+    """Scratch buffers (bytes each, 0 for a request of no bytes) the kernel of op ``op_index``
+    requests in Prepare on ``target`` (see :func:`mcunas.estimators.tflm_kernels.scratch_requests`)."""
+    _check(target, kernels)
+    mean_requests = 3 if target == "host" else CORTEX_M_MEAN_SCRATCH_REQUESTS
+    return scratch_requests(graph, graph.ops[op_index], kernels, mean_requests)
 
 
 # ----------------------------------------------------------------------------- one pass
@@ -239,21 +144,39 @@ class _GraphFacts:
     """What the arena depends on, gathered in one pass over a graph (bytes unless noted).
 
     ``sizes``/``firsts``/``lasts``: the tensors' planner buffers in AddBuffer order;
-    ``scratch``: per kernel library, the scratch buffers (16-aligned sizes, steps) in request
-    order, planned after the tensors; ``builtin_bytes``: the builtin-parameter phase of the
-    tail (all alignments <= 4, so independent of where it starts); ``kind_counts``: ops per
-    kind, kinds in order of first appearance; ``channel_bytes``: per-channel quantization
-    arrays, each 16-aligned.
+    ``requests``: the scratch requests by who makes them -- ``("both", target)`` with either
+    kernel library, ``("only", kernels)`` with one library on both targets -- each as (step,
+    bytes) in request order (0 bytes: a handle, no buffer); ``builtin_bytes``: per target, the
+    builtin-parameter phase of the tail (all alignments <= 4, so independent of where it
+    starts); ``kind_counts``: ops per kind, kinds in order of first appearance;
+    ``prepare_bytes``: per target, the Prepare-time persistent buffers (per-channel arrays,
+    lookup tables), each 16-aligned.
     """
 
     sizes: list[int]
     firsts: list[int]
     lasts: list[int]
-    scratch: dict[str, tuple[list[int], list[int]]]
-    builtin_bytes: int
+    requests: dict[tuple[str, str], list[tuple[int, int]]]
+    builtin_bytes: dict[str, int]
     kind_counts: dict[str, int]
-    channel_bytes: int
+    prepare_bytes: dict[str, int]
     tensor_count: int
+    _scratch: dict[tuple[str, str], tuple[list[int], list[int], int]] = field(default_factory=dict)
+
+    def scratch(self, target: str, kernels: str) -> tuple[list[int], list[int], int]:
+        """Scratch requests of one build: (16-aligned sizes, steps) of those with bytes, in
+        request order, and the number of requests (each costs a handle)."""
+        key = (target, kernels)
+        cached = self._scratch.get(key)
+        if cached is None:
+            made = self.requests[("both", target)]
+            only = self.requests[("only", kernels)]
+            if only:
+                made = sorted(made + only, key=lambda request: request[0])  # stable: order within an op kept
+            sizes = [(nbytes + 15) & -16 for _, nbytes in made if nbytes]
+            steps = [step for step, nbytes in made if nbytes]
+            cached = self._scratch[key] = (sizes, steps, len(made))
+        return cached
 
 
 def shared_padding_key(graph: Graph, op_index: int) -> tuple[int, ...] | None:
@@ -291,13 +214,12 @@ def _graph_facts(graph: Graph) -> _GraphFacts:
     last = [-1] * len(tensors)
     for index in graph.inputs:
         first[index] = last[index] = 0
-    reference_sizes: list[int] = []
-    reference_steps: list[int] = []
-    cmsis_sizes: list[int] = []
-    cmsis_steps: list[int] = []
+    both_host: list[tuple[int, int]] = []
+    both_m32: list[tuple[int, int]] = []
+    only = {kernels: [] for kernels in KERNELS}
     kind_counts: dict[str, int] = {}
-    builtin = 0
-    channel_bytes = 0
+    builtin_host = builtin_m32 = 0
+    prepare_host = prepare_m32 = 0
     step = 0
     for op in graph.ops:
         step += 1
@@ -313,18 +235,32 @@ def _graph_facts(graph: Graph) -> _GraphFacts:
         role = _KIND_ROLES.get(kind)
         if role is None:
             continue
-        params, per_channel, requests_scratch = role
-        if params is not None:
-            builtin = (builtin + params[0] + params[1] - 1) & -params[1]
-        if per_channel and (kind != "FULLY_CONNECTED" or tensors[op.inputs[1]].quant_channels > 1):
-            channel_bytes += 2 * ((4 * tensors[op.outputs[0]].shape[-1] + 15) & -16)
+        params_host, params_m32, allocates, requests_scratch = role
+        if params_host is not None:
+            builtin_host = (builtin_host + params_host[0] + params_host[1] - 1) & -params_host[1]
+            builtin_m32 = (builtin_m32 + params_m32[0] + params_m32[1] - 1) & -params_m32[1]
+        if allocates:
+            if kind in _CONVOLUTIONS:  # the common case, inlined: multiplier and shift per channel
+                aligned = 2 * ((4 * tensors[op.outputs[0]].shape[-1] + 15) & -16)
+                prepare_host += aligned
+                prepare_m32 += aligned
+            else:
+                for nbytes in persistent_buffers(graph, op):
+                    prepare_host += (nbytes + 15) & -16
+                for nbytes in persistent_buffers(graph, op, CORTEX_M_PER_CHANNEL_FC_DELTA_BYTES):
+                    prepare_m32 += (nbytes + 15) & -16
         if requests_scratch:
-            for nbytes in scratch_bytes(graph, step - 1, "cmsis-nn"):
-                cmsis_sizes.append((nbytes + 15) & -16)
-                cmsis_steps.append(step)
-                if kind == "MEAN":  # the one kind that requests the same with both libraries
-                    reference_sizes.append(cmsis_sizes[-1])
-                    reference_steps.append(step)
+            if kind in _CMSIS_ONLY_SCRATCH:
+                made = scratch_requests(graph, op, "cmsis-nn")
+                if made:
+                    only["cmsis-nn"].extend([(step, nbytes) for nbytes in made])
+            elif kind in _MEAN_KINDS:  # reference kernels with both libraries; fewer on 32-bit
+                made = scratch_requests(graph, op, "reference")
+                both_host.extend((step, nbytes) for nbytes in made)
+                both_m32.extend((step, nbytes) for nbytes in made[:CORTEX_M_MEAN_SCRATCH_REQUESTS])
+            else:
+                for library in KERNELS:
+                    only[library].extend((step, nbytes) for nbytes in scratch_requests(graph, op, library))
     for index in graph.outputs:
         if first[index] < 0:
             first[index] = 0
@@ -343,9 +279,19 @@ def _graph_facts(graph: Graph) -> _GraphFacts:
                 sizes.append((nbytes + 15) & -16)
                 firsts.append(first[index])
                 lasts.append(last[index])
-    scratch = {"reference": (reference_sizes, reference_steps), "cmsis-nn": (cmsis_sizes, cmsis_steps)}
+    requests = {("both", "host"): both_host, ("both", "cortex-m"): both_m32}
+    requests.update({("only", kernels): made for kernels, made in only.items()})
     tensor_count = len(tensors) - (len(duplicate_constant_indices(graph)) if "PAD" in kind_counts else 0)
-    return _GraphFacts(sizes, firsts, lasts, scratch, builtin, kind_counts, channel_bytes, tensor_count)
+    return _GraphFacts(
+        sizes,
+        firsts,
+        lasts,
+        requests,
+        {"host": builtin_host, "cortex-m": builtin_m32},
+        kind_counts,
+        {"host": prepare_host, "cortex-m": prepare_m32},
+        tensor_count,
+    )
 
 
 # ----------------------------------------------------------------------------- head (planner)
@@ -398,8 +344,8 @@ def greedy_plan_bytes(sizes: list[int], firsts: list[int], lasts: list[int]) -> 
     return high
 
 
-def _head(facts: _GraphFacts, kernels: str) -> int:
-    scratch_sizes, scratch_steps = facts.scratch[kernels]
+def _head(facts: _GraphFacts, target: str, kernels: str) -> int:
+    scratch_sizes, scratch_steps, _ = facts.scratch(target, kernels)
     if not scratch_sizes:
         return greedy_plan_bytes(facts.sizes, facts.firsts, facts.lasts)
     return greedy_plan_bytes(
@@ -407,19 +353,19 @@ def _head(facts: _GraphFacts, kernels: str) -> int:
     )
 
 
-def plan_bytes(graph: Graph, kernels: str = "reference") -> int:
+def plan_bytes(graph: Graph, kernels: str = "reference", target: str = "host") -> int:
     """Head of the arena: the greedy memory plan of activations and scratch buffers (bytes).
 
-    The same on 32- and 64-bit targets.
+    The same on 32- and 64-bit targets up to the scratch buffers their kernels request.
     """
-    _check("host", kernels)
-    return _head(_graph_facts(graph), kernels)
+    _check(target, kernels)
+    return _head(_graph_facts(graph), target, kernels)
 
 
 # ----------------------------------------------------------------------------- tail (persistent)
 
 
-def _tail(graph: Graph, build: _Build, facts: _GraphFacts, kernels: str) -> int:
+def _tail(graph: Graph, target: str, kernels: str, facts: _GraphFacts) -> int:
     """Replay TFLM's persistent allocations in order; returns the tail bytes used.
 
     Each allocation moves the tail down by its size, then down to its alignment
@@ -427,6 +373,7 @@ def _tail(graph: Graph, build: _Build, facts: _GraphFacts, kernels: str) -> int:
     Alignments are powers of two, so ``(x + a - 1) & -a`` rounds up. Runs of 16-aligned
     allocations of 16-multiple sizes are summed.
     """
+    build = _BUILDS[(target, kernels)]
     pointer = build.pointer
     ptr_mask = -pointer
     tensors = graph.tensors
@@ -440,23 +387,26 @@ def _tail(graph: Graph, build: _Build, facts: _GraphFacts, kernels: str) -> int:
     used = (used + build.node_and_registration * len(graph.ops) + pointer - 1) & ptr_mask
     # MicroInterpreter::PrepareNodeAndRegistrationDataFromFlatbuffer: builtin params per op
     # (``used`` is a multiple of 4 here, so the phase length does not depend on it).
-    used += facts.builtin_bytes
-    # Kernel Init: OpData (16-aligned); Prepare: per-channel multiplier and shift arrays
-    # (16-aligned); scratch requests, each costing a handle later.
+    used += facts.builtin_bytes[target]
+    # Kernel Init: OpData (16-aligned); Prepare: per-channel multiplier and shift arrays and
+    # lookup tables (16-aligned); scratch requests, each costing a handle later.
     # The first of these 16-aligned allocations rounds ``used + size`` up; after it ``used`` is
     # a multiple of 16 and each allocation adds its size rounded up to 16.
     op_data = build.op_data
+    empty_scratch = build.empty_scratch
     first_size = 0
-    aligned = facts.channel_bytes
-    handles = len(facts.scratch[kernels][0])
+    aligned = facts.prepare_bytes[target]
+    handles = facts.scratch(target, kernels)[2]
     for kind, count in facts.kind_counts.items():  # kinds in order of first appearance
         size = op_data.get(kind, 0)
         if size and not first_size:
             first_size = size
         aligned += count * ((size + 15) & -16)
-        handles += count * build.empty_scratch.get(kind, 0)
+        handles += count * empty_scratch.get(kind, 0)
     if first_size:
         used = ((used + first_size + 15) & -16) + aligned - ((first_size + 15) & -16)
+    else:
+        used = ((used + 15) & -16) + aligned if aligned else used
     # FinishModelAllocation: ScratchBufferHandle {uint8_t* data} per request.
     if handles:
         used = (used + pointer * handles + pointer - 1) & ptr_mask
@@ -475,7 +425,8 @@ def _tail(graph: Graph, build: _Build, facts: _GraphFacts, kernels: str) -> int:
 
 def tail_bytes(graph: Graph, target: str = "cortex-m", kernels: str = "reference") -> int:
     """Persistent (tail) bytes of the arena on ``target`` with ``kernels`` (see module doc)."""
-    return _tail(graph, _check(target, kernels), _graph_facts(graph), kernels)
+    _check(target, kernels)
+    return _tail(graph, target, kernels, _graph_facts(graph))
 
 
 def arena_bytes(graph: Graph, target: str = "cortex-m", kernels: str = "reference") -> int:
@@ -487,9 +438,9 @@ def arena_bytes(graph: Graph, target: str = "cortex-m", kernels: str = "referenc
             Python interpreter).
         kernels: ``"reference"`` or ``"cmsis-nn"``.
     """
-    build = _check(target, kernels)
+    _check(target, kernels)
     facts = _graph_facts(graph)
-    return _head(facts, kernels) + _tail(graph, build, facts, kernels)
+    return _head(facts, target, kernels) + _tail(graph, target, kernels, facts)
 
 
 def arena_bytes_pair(graph: Graph, kernels: str = "cmsis-nn") -> tuple[int, int]:
@@ -497,15 +448,42 @@ def arena_bytes_pair(graph: Graph, kernels: str = "cmsis-nn") -> tuple[int, int]
 
     ``(arena_bytes(graph, "cortex-m", kernels), arena_bytes(graph, "host", "reference"))`` --
     the microcontroller's arena and the one :mod:`mcunas.tflm` measures. The plan is made once
-    when both kernel libraries request the same scratch buffers.
+    when both builds request the same scratch buffers.
     """
+    _check("cortex-m", kernels)
     facts = _graph_facts(graph)
-    head = _head(facts, kernels)
-    if kernels != "reference" and facts.scratch[kernels][0] != facts.scratch["reference"][0]:
-        head_reference = _head(facts, "reference")
+    head = _head(facts, "cortex-m", kernels)
+    if facts.scratch("cortex-m", kernels)[:2] != facts.scratch("host", "reference")[:2]:
+        head_reference = _head(facts, "host", "reference")
     else:
         head_reference = head
     return (
-        head + _tail(graph, _check("cortex-m", kernels), facts, kernels),
-        head_reference + _tail(graph, _check("host", "reference"), facts, "reference"),
+        head + _tail(graph, "cortex-m", kernels, facts),
+        head_reference + _tail(graph, "host", "reference", facts),
     )
+
+
+def live_bytes_per_op(graph: Graph, target: str = "cortex-m", kernels: str = "cmsis-nn") -> list[int]:
+    """Per op (execution order), the arena head bytes live while it runs: the 16-aligned planner
+    buffers (tensors and scratch buffers) whose lifetime includes the op's step.
+
+    A lower bound of the plan (:func:`plan_bytes`), which may be larger where buffers cannot be
+    packed without gaps; the op with the largest value is where memory peaks.
+    """
+    _check(target, kernels)
+    facts = _graph_facts(graph)
+    scratch_sizes, scratch_steps, _ = facts.scratch(target, kernels)
+    # difference array over steps 0..len(ops): +size at first, -size after last
+    delta = [0] * (len(graph.ops) + 2)
+    for size, first, last in zip(facts.sizes, facts.firsts, facts.lasts):
+        delta[first] += size
+        delta[last + 1] -= size
+    for size, step in zip(scratch_sizes, scratch_steps):
+        delta[step] += size
+        delta[step + 1] -= size
+    live = []
+    running = delta[0]
+    for step in range(1, len(graph.ops) + 1):
+        running += delta[step]
+        live.append(running)
+    return live

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 from mcunas.errors import ConfigError
 
-# Runtime name -> kernel library of the memory and flash models.
+# The kernel libraries the memory and flash models know, and runtime name -> its library.
+KERNEL_LIBRARIES: tuple[str, ...] = ("cmsis-nn", "reference")
 RUNTIME_KERNELS: dict[str, str] = {"tflm-cmsis-nn": "cmsis-nn", "tflm-reference": "reference", "tflm-esp-nn": "reference"}
 RUNTIMES: tuple[str, ...] = tuple(RUNTIME_KERNELS)
 DEFAULT_RUNTIME = "tflm-cmsis-nn"

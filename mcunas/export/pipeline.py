@@ -8,7 +8,7 @@ accuracy from the PyTorch model) and write the deployment bundle
 
 The export directory holds ``model.tflite``, ``model_float32.tflite`` (same graph in float, for
 per-layer error analysis), ``model_data.cc``, ``model_data.h``, ``model_config.h``,
-``README.md`` and ``validation.json``. It is assembled in a temporary directory and renamed into
+``README.md``, ``validation.json`` and ``per_op.txt`` (the per-op arena and latency view). It is assembled in a temporary directory and renamed into
 place at the end: after a failure ``out_dir`` is left as it was (absent, or the previous export).
 """
 
@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from mcunas.errors import ExportError, RunDirError
 from mcunas.estimators.runtime import DEFAULT_RUNTIME
 from mcunas.export.validate import FLOAT_MODEL_NAME, Validation
-from mcunas.io import write_json
+from mcunas.io import space_checked, write_json
 
 if TYPE_CHECKING:
     from mcunas.config import Experiment
@@ -32,6 +32,8 @@ if TYPE_CHECKING:
     from mcunas.spaces import Arch
 
 MODEL_NAME = "model.tflite"
+# The per-op view of the exported graph (mcunas.estimators.per_op), linked from the report.
+PER_OP_NAME = "per_op.txt"
 DEFAULT_CALIBRATION_SAMPLES = 256
 
 
@@ -98,6 +100,7 @@ def export_model(
     """
     from mcunas.data import calibration_sample, load_dataset
     from mcunas.estimators import estimate, load_board
+    from mcunas.estimators.per_op import per_op_text
     from mcunas.export.bundle import write_bundle
     from mcunas.export.tflite import export_tflite
     from mcunas.export.validate import validate_tflite
@@ -153,6 +156,7 @@ def export_model(
         validation.tflite_path = str(out / MODEL_NAME)
         write_json(staging / "validation.json", validation.to_dict())
         cost = estimate(graph, board, runtime) if board is not None else {"arena_bytes": validation.arena_bytes_predicted_target}
+        (staging / PER_OP_NAME).write_text(per_op_text(graph, board, runtime), encoding="utf-8")
         write_bundle(
             staging / MODEL_NAME,
             graph,
@@ -168,12 +172,18 @@ def export_model(
 
 
 def _move_into_place(staging: Path, out: Path) -> None:
-    """Copy ``staging`` beside ``out`` and rename it onto ``out`` (replacing an old export)."""
+    """Copy ``staging`` beside ``out`` and rename it onto ``out`` (replacing an old export).
+
+    Raises:
+        OutOfSpaceError: the disk of ``out`` filled up; the partial copy is removed and an old
+            export is left as it was.
+    """
     out.parent.mkdir(parents=True, exist_ok=True)
     incoming = Path(tempfile.mkdtemp(prefix=f".{out.name}.new-", dir=out.parent))
     incoming.chmod(0o755)  # mkdtemp makes it private; an export folder is an ordinary one
     try:
-        shutil.copytree(staging, incoming, dirs_exist_ok=True)
+        # A full disk raises OutOfSpaceError from the copy at once (copytree would collect it).
+        shutil.copytree(staging, incoming, dirs_exist_ok=True, copy_function=_copy_file)
         if out.exists():
             retired = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
             os.replace(out, retired / out.name)
@@ -183,6 +193,11 @@ def _move_into_place(staging: Path, out: Path) -> None:
             os.replace(incoming, out)
     finally:
         shutil.rmtree(incoming, ignore_errors=True)
+
+
+def _copy_file(source: str, target: str) -> None:
+    with space_checked(target):
+        shutil.copy2(source, target)
 
 
 def run_dir_member(run_dir: str | os.PathLike[str], trial: int | None = None, board: str | None = None) -> dict[str, Any]:

@@ -93,11 +93,13 @@ class Op(NamedTuple):
         inputs: tensor indices read, in TFLite input order (e.g. input, weights, bias);
             -1 for an optional input that is absent.
         outputs: tensor indices written.
-        kernel: (KH, KW) for convolutions and pools, else None.
+        kernel: (KH, KW) for convolutions (also TRANSPOSE_CONV) and pools, else None.
         stride: (SH, SW) for convolutions and pools, else None.
         padding: ``"SAME"`` or ``"VALID"`` for convolutions and pools, else None.
         activation: fused activation, ``"NONE"``, ``"RELU"``, ``"RELU6"``.
         macs: multiply-accumulates of one inference.
+        dilation: (DH, DW) dilation factors of a dilated convolution; None for none (1, 1)
+            and for other ops.
     """
 
     kind: str
@@ -108,6 +110,7 @@ class Op(NamedTuple):
     padding: str | None = None
     activation: str = "NONE"
     macs: int = 0
+    dilation: tuple[int, int] | None = None
 
 
 @dataclass(slots=True)

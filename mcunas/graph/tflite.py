@@ -2,8 +2,11 @@
 
 The file is parsed with the low-level table API of the ``flatbuffers`` package against the
 field layout of the TFLite schema (``tensorflow/lite/schema/schema.fbs``): no TensorFlow import,
-a few milliseconds for a MobileNet. Only subgraph 0 is read (TFLite Micro models of the kinds
-mcunas estimates have one subgraph).
+a few milliseconds for a MobileNet. Accepted: one subgraph of the ops in :data:`SUPPORTED_OPS`
+with int8 activations (int16 where the kernel has an int16 path, :data:`INT16_OPS`), float32
+only at the edges (the input of a QUANTIZE, the output of a DEQUANTIZE: the converter's
+default float I/O around an int8 body). Everything else is a :class:`ModelFormatError` of one
+line that names the op (by its schema name) or the tensor and its index.
 
 The result is an :class:`ImportedGraph`, a :class:`Graph` that also carries facts of the file
 that the flash model (:func:`mcunas.estimators.flash.model_bytes`) counts beyond ops and tensors:
@@ -19,42 +22,33 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mcunas.errors import ModelFormatError
-from mcunas.graph.ir import Graph, Op
+from mcunas.graph.ir import DTYPE_BYTES, Graph, Op
+from mcunas.graph.tflite_schema import TENSOR_TYPE_NAMES, operator_name
 
-# BuiltinOperator codes (schema.fbs) of the ops mcunas models (memory, flash and latency).
-# Any other op is rejected with ModelFormatError: its arena and latency cost are unknown.
-SUPPORTED_OPS: dict[int, str] = {
-    0: "ADD",
-    1: "AVERAGE_POOL_2D",
-    2: "CONCATENATION",
-    3: "CONV_2D",
-    4: "DEPTHWISE_CONV_2D",
-    6: "DEQUANTIZE",
-    9: "FULLY_CONNECTED",
-    14: "LOGISTIC",
-    17: "MAX_POOL_2D",
-    18: "MUL",
-    19: "RELU",
-    21: "RELU6",
-    22: "RESHAPE",
-    25: "SOFTMAX",
-    34: "PAD",
-    40: "MEAN",
-    114: "QUANTIZE",
-    117: "HARD_SWISH",
-}
+# Op kinds mcunas models (graph, arena, size, latency): the ops of TFLite Micro's kernels that
+# int8 vision, audio and anomaly models use. Any other op is rejected with ModelFormatError
+# naming it: its arena and latency cost are unknown.
+SUPPORTED_OPS: frozenset[str] = frozenset(
+    {
+        "ADD", "SUB", "MUL", "CONV_2D", "DEPTHWISE_CONV_2D", "TRANSPOSE_CONV", "FULLY_CONNECTED",
+        "AVERAGE_POOL_2D", "MAX_POOL_2D", "MEAN", "SUM", "REDUCE_MAX", "SOFTMAX", "LOG_SOFTMAX",
+        "LOGISTIC", "TANH", "HARD_SWISH", "LEAKY_RELU", "PRELU", "RELU", "RELU6",
+        "QUANTIZE", "DEQUANTIZE", "RESHAPE", "SQUEEZE", "EXPAND_DIMS", "TRANSPOSE", "PAD",
+        "RESIZE_NEAREST_NEIGHBOR", "RESIZE_BILINEAR", "CONCATENATION", "STRIDED_SLICE", "SLICE",
+        "SPLIT", "SPLIT_V", "PACK", "UNPACK", "GATHER", "ARG_MAX",
+    }
+)
+# Kinds whose TFLite Micro kernels also take int16 activations (16x8 quantization: int16
+# activations, int8 weights); the others run int8 only. From the kernels' Prepare/Eval type
+# switches (tensorflow/lite/micro/kernels/*.cc); GATHER, HARD_SWISH, PRELU, LOG_SOFTMAX and
+# ARG_MAX have no int16 path (the converter does not emit 16x8 for the last four either).
+INT16_OPS: frozenset[str] = SUPPORTED_OPS - {"GATHER", "HARD_SWISH", "PRELU", "LOG_SOFTMAX", "ARG_MAX"}
+# Activation (non-constant) tensor types each kind may have besides int8/int16: float32 at the
+# float edge of a model (input of QUANTIZE, output of DEQUANTIZE), integer indices of ARG_MAX.
+_EXTRA_INPUT_TYPES = {"QUANTIZE": frozenset({"float32"})}
+_EXTRA_OUTPUT_TYPES = {"DEQUANTIZE": frozenset({"float32"}), "ARG_MAX": frozenset({"int32", "int64"})}
+_MAC_KINDS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV")
 
-# TensorType enum (schema.fbs) -> IR dtype name.
-_TENSOR_TYPES: dict[int, str] = {
-    0: "float32",
-    1: "float16",
-    2: "int32",
-    3: "uint8",
-    4: "int64",
-    6: "bool",
-    7: "int16",
-    9: "int8",
-}
 _PADDING = {0: "SAME", 1: "VALID"}
 _ACTIVATION = {0: "NONE", 1: "RELU", 2: "RELU_N1_TO_1", 3: "RELU6", 4: "TANH", 5: "SIGN_BIT"}
 
@@ -64,7 +58,7 @@ _MODEL_METADATA, _MODEL_SIGNATURES = 16, 18
 _METADATA_NAME, _METADATA_BUFFER = 4, 6
 _SIGNATURE_INPUTS, _SIGNATURE_OUTPUTS, _SIGNATURE_KEY = 4, 6, 8
 _TENSOR_MAP_NAME = 4
-_OPCODE_DEPRECATED, _OPCODE_BUILTIN = 4, 10
+_OPCODE_DEPRECATED, _OPCODE_CUSTOM, _OPCODE_BUILTIN = 4, 6, 10
 _SUBGRAPH_TENSORS, _SUBGRAPH_INPUTS, _SUBGRAPH_OUTPUTS, _SUBGRAPH_OPERATORS = 4, 6, 8, 10
 _TENSOR_SHAPE, _TENSOR_TYPE, _TENSOR_BUFFER, _TENSOR_NAME, _TENSOR_QUANT = 4, 6, 8, 10, 12
 _TENSOR_SHAPE_SIGNATURE = 18
@@ -72,11 +66,16 @@ _QUANT_MIN, _QUANT_SCALE = 4, 8
 _OPERATOR_OPCODE, _OPERATOR_INPUTS, _OPERATOR_OUTPUTS, _OPERATOR_OPTIONS = 4, 6, 8, 12
 _BUFFER_DATA, _BUFFER_SIZE = 4, 8
 
-# Option tables: (padding, stride_w, stride_h) slots shared by Conv2D, DepthwiseConv2D, Pool2D.
+# Option tables: (padding, stride_w, stride_h) slots shared by Conv2D, DepthwiseConv2D, Pool2D
+# and TransposeConv; then per table its activation (and dilation) slots.
 _OPT_PADDING, _OPT_STRIDE_W, _OPT_STRIDE_H = 4, 6, 8
-_CONV_ACTIVATION, _DW_ACTIVATION = 10, 12
+_CONV_ACTIVATION, _CONV_DILATION_W, _CONV_DILATION_H = 10, 12, 14
+_DW_ACTIVATION, _DW_DILATION_W, _DW_DILATION_H = 12, 14, 16
 _POOL_FILTER_W, _POOL_FILTER_H, _POOL_ACTIVATION = 10, 12, 14
-_FC_ACTIVATION, _ADD_ACTIVATION = 4, 4
+_TRANSPOSE_CONV_ACTIVATION = 10
+# FullyConnected, Add, Sub, Mul: the fused activation is field 0; Concatenation: field 1.
+_FIRST_FIELD_ACTIVATION = ("FULLY_CONNECTED", "ADD", "SUB", "MUL")
+_FIELD0, _FIELD1 = 4, 6
 
 
 @dataclass(slots=True)
@@ -161,28 +160,41 @@ class _Reader:
 
 
 def _op_options(reader: _Reader, kind: str, table, shapes: list[tuple[int, ...]]) -> dict:
-    """Kernel/stride/padding/activation of one operator from its builtin options table."""
+    """Kernel/stride/padding/activation/dilation of one operator from its builtin options table."""
     options = reader.sub_table(table, _OPERATOR_OPTIONS)
+    result: dict = {}
+    if kind in ("CONV_2D", "DEPTHWISE_CONV_2D", "TRANSPOSE_CONV"):
+        weight_shape = shapes[1]  # (C_out, KH, KW, C_in), depthwise (1, KH, KW, C_out)
+        result["kernel"] = (weight_shape[1], weight_shape[2])
     if options is None:
-        return {}
+        return result
     get = reader.scalar
     u8, i32 = reader.types.Uint8Flags, reader.types.Int32Flags
-    result: dict = {}
-    if kind in ("CONV_2D", "DEPTHWISE_CONV_2D", "AVERAGE_POOL_2D", "MAX_POOL_2D"):
+
+    def activation(slot: int) -> str:
+        return _ACTIVATION.get(get(options, slot, u8, 0), "NONE")
+
+    if kind in ("CONV_2D", "DEPTHWISE_CONV_2D", "AVERAGE_POOL_2D", "MAX_POOL_2D", "TRANSPOSE_CONV"):
         result["padding"] = _PADDING.get(get(options, _OPT_PADDING, u8, 0), "SAME")
         result["stride"] = (get(options, _OPT_STRIDE_H, i32, 0), get(options, _OPT_STRIDE_W, i32, 0))
     if kind in ("CONV_2D", "DEPTHWISE_CONV_2D"):
-        weight_shape = shapes[1]
-        result["kernel"] = (weight_shape[1], weight_shape[2])
-        slot = _CONV_ACTIVATION if kind == "CONV_2D" else _DW_ACTIVATION
-        result["activation"] = _ACTIVATION.get(get(options, slot, u8, 0), "NONE")
+        conv = kind == "CONV_2D"
+        result["activation"] = activation(_CONV_ACTIVATION if conv else _DW_ACTIVATION)
+        dilation = (
+            get(options, _CONV_DILATION_H if conv else _DW_DILATION_H, i32, 1),
+            get(options, _CONV_DILATION_W if conv else _DW_DILATION_W, i32, 1),
+        )
+        if dilation != (1, 1):
+            result["dilation"] = dilation
     elif kind in ("AVERAGE_POOL_2D", "MAX_POOL_2D"):
         result["kernel"] = (get(options, _POOL_FILTER_H, i32, 0), get(options, _POOL_FILTER_W, i32, 0))
-        result["activation"] = _ACTIVATION.get(get(options, _POOL_ACTIVATION, u8, 0), "NONE")
-    elif kind == "FULLY_CONNECTED":
-        result["activation"] = _ACTIVATION.get(get(options, _FC_ACTIVATION, u8, 0), "NONE")
-    elif kind in ("ADD", "MUL"):
-        result["activation"] = _ACTIVATION.get(get(options, _ADD_ACTIVATION, u8, 0), "NONE")
+        result["activation"] = activation(_POOL_ACTIVATION)
+    elif kind == "TRANSPOSE_CONV":
+        result["activation"] = activation(_TRANSPOSE_CONV_ACTIVATION)
+    elif kind in _FIRST_FIELD_ACTIVATION:
+        result["activation"] = activation(_FIELD0)
+    elif kind == "CONCATENATION":
+        result["activation"] = activation(_FIELD1)
     return result
 
 
@@ -190,7 +202,9 @@ def op_macs(kind: str, input_shapes: list[tuple[int, ...]], output_shape: tuple[
     """Multiply-accumulates of one op (batch 1), the convention shared with the search spaces.
 
     CONV_2D: Hout*Wout*Cout*KH*KW*Cin; DEPTHWISE_CONV_2D: Hout*Wout*C*KH*KW;
-    FULLY_CONNECTED: N_in*N_out (times rows when the input has several); other ops 0.
+    FULLY_CONNECTED: N_in*N_out (times rows when the input has several); TRANSPOSE_CONV (inputs:
+    output shape, weights, input): Hin*Win*Cin*KH*KW*Cout, every input pixel scattered over the
+    kernel window; other ops 0 (element-wise arithmetic is not counted as MACs).
     """
     if kind == "CONV_2D":
         _, h_out, w_out, c_out = output_shape
@@ -206,15 +220,20 @@ def op_macs(kind: str, input_shapes: list[tuple[int, ...]], output_shape: tuple[
         for dim in output_shape[:-1]:
             rows *= dim
         return rows * n_in * n_out
+    if kind == "TRANSPOSE_CONV":
+        c_out, kh, kw, c_in = input_shapes[1]
+        _, h_in, w_in, _ = input_shapes[2]
+        return h_in * w_in * c_in * kh * kw * c_out
     return 0
 
 
 def read_tflite(path: str | os.PathLike[str]) -> ImportedGraph:
-    """Parse subgraph 0 of an int8 ``.tflite`` file into an :class:`ImportedGraph`.
+    """Parse an int8 ``.tflite`` file (one subgraph) into an :class:`ImportedGraph`.
 
     Raises:
-        ModelFormatError: missing file, not a TFLite flatbuffer, a float model, or an op
-            mcunas does not model (the message names the op and its index).
+        ModelFormatError: missing file, not a TFLite flatbuffer, several subgraphs, a tensor
+            type or op mcunas does not model, or a non-int8 body (the message names the op or
+            tensor and its index).
     """
     path = Path(path)
     if not path.is_file():
@@ -230,26 +249,84 @@ def read_tflite(path: str | os.PathLike[str]) -> ImportedGraph:
         raise ModelFormatError(f"{path}: corrupt TFLite flatbuffer ({type(exc).__name__}: {exc})") from exc
 
 
+def _opcode_names(reader: _Reader, root) -> list[str]:
+    """Per operator code of the model, its name: the BuiltinOperator name, or for a custom op
+    ``custom op '<custom_code>'``."""
+    types = reader.types
+    names = []
+    for code_table in reader.tables(root, _MODEL_OPCODES):
+        deprecated = reader.scalar(code_table, _OPCODE_DEPRECATED, types.Int8Flags, 0)
+        builtin = reader.scalar(code_table, _OPCODE_BUILTIN, types.Int32Flags, 0)
+        name = operator_name(max(deprecated, builtin))  # codes >= 127 live only in builtin_code
+        if name == "CUSTOM":
+            name = f"custom op '{reader.string(code_table, _OPCODE_CUSTOM)}'"
+        names.append(name)
+    return names
+
+
+def _check_subgraphs(path: Path, reader: _Reader, subgraphs: list, opcode_names: list[str]) -> None:
+    """One-line ModelFormatError for a model without, or with several, subgraphs (naming the ops
+    of subgraph 0 that call the others: WHILE, IF, CALL_ONCE, ...)."""
+    if not subgraphs:
+        raise ModelFormatError(f"{path}: the model has no subgraph")
+    if len(subgraphs) > 1:
+        flags = reader.types.Uint32Flags
+        kinds = [opcode_names[reader.scalar(op, _OPERATOR_OPCODE, flags, 0)]
+                 for op in reader.tables(subgraphs[0], _SUBGRAPH_OPERATORS)]
+        callers = [f"operator {index} {kind}" for index, kind in enumerate(kinds) if kind not in SUPPORTED_OPS]
+        via = f" (called from subgraph 0 by {', '.join(callers)})" if callers else ""
+        raise ModelFormatError(
+            f"{path}: the model has {len(subgraphs)} subgraphs{via}; mcunas estimates "
+            "single-subgraph models (no control flow or call ops)"
+        )
+
+
+def _check_types(path: Path, graph: Graph, op_index: int, kind: str, op: Op) -> None:
+    """One-line ModelFormatError unless ``op`` reads and writes the activation types TFLM's
+    kernel for ``kind`` runs (see :data:`INT16_OPS` and the float I/O rule)."""
+    tensors = graph.tensors
+    allowed = {"int8", "int16"} if kind in INT16_OPS else {"int8"}
+    for role, indices, extra in (
+        ("reads", op.inputs, _EXTRA_INPUT_TYPES.get(kind, frozenset())),
+        ("writes", op.outputs, _EXTRA_OUTPUT_TYPES.get(kind, frozenset())),
+    ):
+        for index in indices:
+            if index < 0 or tensors[index].is_constant:
+                continue
+            dtype = tensors[index].dtype
+            if dtype in allowed or dtype in extra:
+                continue
+            where = f"operator {op_index} {kind} {role} {dtype} tensor {index} '{tensors[index].name}'"
+            if dtype == "float32":
+                raise ModelFormatError(
+                    f"{path}: float32 model body: {where} (mcunas estimates int8 models, float32 only "
+                    "into a first QUANTIZE or out of a last DEQUANTIZE; convert with full-integer quantization)"
+                )
+            raise ModelFormatError(
+                f"{path}: {where}: TFLite Micro's {kind} kernel runs "
+                f"{' or '.join(sorted(allowed))} activations; mcunas models only those"
+            )
+    if kind in _MAC_KINDS and tensors[op.inputs[1]].dtype == "float32":
+        raise ModelFormatError(
+            f"{path}: float32 model body: operator {op_index} {kind} has float32 weights (tensor "
+            f"{op.inputs[1]} '{tensors[op.inputs[1]].name}'); convert with full-integer quantization"
+        )
+
+
 def _parse(path: Path, data: bytes) -> ImportedGraph:
     reader = _Reader(data)
     root = reader.table(int.from_bytes(data[0:4], "little"))
     types = reader.types
-    u8, i32, u32, u64 = types.Uint8Flags, types.Int32Flags, types.Uint32Flags, types.Uint64Flags
+    u8, u32, u64 = types.Uint8Flags, types.Uint32Flags, types.Uint64Flags
 
-    opcodes = []
-    for code_table in reader.tables(root, _MODEL_OPCODES):
-        deprecated = reader.scalar(code_table, _OPCODE_DEPRECATED, types.Int8Flags, 0)
-        builtin = reader.scalar(code_table, _OPCODE_BUILTIN, i32, 0)
-        opcodes.append(max(deprecated, builtin))  # codes >= 127 live only in builtin_code
-
+    opcode_names = _opcode_names(reader, root)
     buffer_sizes = []
     for buffer in reader.tables(root, _MODEL_BUFFERS):
         length = reader.vector_length(buffer, _BUFFER_DATA)
         buffer_sizes.append(length or reader.scalar(buffer, _BUFFER_SIZE, u64, 0))
 
     subgraphs = reader.tables(root, _MODEL_SUBGRAPHS)
-    if not subgraphs:
-        raise ModelFormatError(f"{path}: the model has no subgraph")
+    _check_subgraphs(path, reader, subgraphs, opcode_names)
     subgraph = subgraphs[0]
 
     graph = ImportedGraph(name=path.stem, file_bytes=len(data), description=reader.string(root, _MODEL_DESCRIPTION))
@@ -264,9 +341,12 @@ def _parse(path: Path, data: bytes) -> ImportedGraph:
     used_buffers: set[int] = set()
     for index, tensor in enumerate(reader.tables(subgraph, _SUBGRAPH_TENSORS)):
         type_code = reader.scalar(tensor, _TENSOR_TYPE, u8, 0)
-        dtype = _TENSOR_TYPES.get(type_code)
-        if dtype is None:
-            raise ModelFormatError(f"{path}: tensor {index} has unsupported TensorType code {type_code}")
+        dtype = TENSOR_TYPE_NAMES.get(type_code, f"TensorType {type_code}")
+        if dtype not in DTYPE_BYTES:
+            raise ModelFormatError(
+                f"{path}: tensor {index} '{reader.string(tensor, _TENSOR_NAME)}' has type {dtype}, "
+                f"which mcunas does not model (types: {', '.join(DTYPE_BYTES)})"
+            )
         buffer_index = reader.scalar(tensor, _TENSOR_BUFFER, u32, 0)
         nbytes = buffer_sizes[buffer_index] if buffer_index < len(buffer_sizes) else 0
         graph.shared_buffer.append(nbytes > 0 and buffer_index in used_buffers)
@@ -286,39 +366,23 @@ def _parse(path: Path, data: bytes) -> ImportedGraph:
     graph.inputs = reader.int_vector(subgraph, _SUBGRAPH_INPUTS)
     graph.outputs = reader.int_vector(subgraph, _SUBGRAPH_OUTPUTS)
 
-    for index in graph.inputs:
-        if graph.tensors[index].dtype == "float32":
-            raise ModelFormatError(
-                f"{path}: float32 model (input tensor '{graph.tensors[index].name}'): mcunas "
-                "estimates int8 models; convert with full-integer quantization"
-            )
-
     for op_index, op_table in enumerate(reader.tables(subgraph, _SUBGRAPH_OPERATORS)):
-        opcode_index = reader.scalar(op_table, _OPERATOR_OPCODE, u32, 0)
-        code = opcodes[opcode_index]
-        kind = SUPPORTED_OPS.get(code)
-        if kind is None:
+        kind = opcode_names[reader.scalar(op_table, _OPERATOR_OPCODE, u32, 0)]
+        if kind not in SUPPORTED_OPS:
             raise ModelFormatError(
-                f"{path}: operator {op_index} has builtin code {code}, an op mcunas does not "
-                f"model (supported: {', '.join(sorted(SUPPORTED_OPS.values()))})"
+                f"{path}: operator {op_index} is {kind}, an op mcunas does not model "
+                f"(supported: {', '.join(sorted(SUPPORTED_OPS))})"
             )
         inputs = reader.int_vector(op_table, _OPERATOR_INPUTS)
         outputs = reader.int_vector(op_table, _OPERATOR_OUTPUTS)
         shapes = [graph.tensors[i].shape if i >= 0 else () for i in inputs]
-        if kind in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED") and (
-            graph.tensors[inputs[1]].dtype == "float32"
-        ):
-            raise ModelFormatError(
-                f"{path}: float32 model (operator {op_index} {kind} has float32 weights): "
-                "mcunas estimates int8 models; convert with full-integer quantization"
-            )
-        graph.ops.append(
-            Op(
-                kind=kind,
-                inputs=inputs,
-                outputs=outputs,
-                macs=op_macs(kind, shapes, graph.tensors[outputs[0]].shape),
-                **_op_options(reader, kind, op_table, shapes),
-            )
+        op = Op(
+            kind=kind,
+            inputs=inputs,
+            outputs=outputs,
+            macs=op_macs(kind, shapes, graph.tensors[outputs[0]].shape),
+            **_op_options(reader, kind, op_table, shapes),
         )
+        _check_types(path, graph, op_index, kind, op)
+        graph.ops.append(op)
     return graph

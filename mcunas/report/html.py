@@ -13,6 +13,7 @@ import base64
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from html import escape
 from typing import Any
 
@@ -118,6 +119,7 @@ VALIDATION_TABLE = (
     Column("accuracy_float", "float acc (%)", percent_of_one),
     Column("accuracy_int8", "int8 acc (%)", percent_of_one),
     Column("top1_agreement", "top-1 agreement (%)", percent_of_one),
+    Column("per_op_uri", "per-op view", text),
 )
 TRIALS_TABLE = (
     Column("run", "run", text),
@@ -128,6 +130,8 @@ TRIALS_TABLE = (
     Column("pareto", "Pareto", text),
     Column("block_string", "architecture", text),
     Column("latency_ms", "latency (ms)", milliseconds),
+    Column("latency_ms_low", "latency low (ms)", milliseconds),
+    Column("latency_ms_high", "latency high (ms)", milliseconds),
     Column("sram_bytes", "SRAM (KB)", kilobytes),
     Column("flash_bytes", "flash (KB)", kilobytes),
     Column("accuracy_val", "val acc (%)", percent_of_one),
@@ -254,7 +258,7 @@ def render_page(
         '<section><h2>Exported models: measured vs predicted</h2>'
         '<p class="sub">Tensor arena measured in the TFLite Micro interpreter (host build) against the memory model for the same build; '
         "the 32-bit target prediction is what the board allocates. Error = (predicted &minus; measured) / measured.</p>",
-        table_html("table-validation", VALIDATION_TABLE, validation_rows)
+        table_html("table-validation", VALIDATION_TABLE, _with_per_op_links(runs, validation_rows))
         if validation_rows
         else '<p class="note" id="table-validation">No exported models in these runs.</p>',
         "</section>",
@@ -286,7 +290,8 @@ def _summary_card(summary: BoardSummary, run: RunData) -> str:
     else:
         headline = f'<div class="big">{100 * best.accuracy_val:.1f}% <small>val accuracy, trial {best.number}</small></div>'  # type: ignore[operator]
         rows = [
-            ("latency", _with_limit(best.metric("latency_ms"), run.limit(summary.board, "latency_ms"), milliseconds, "ms")),
+            ("latency", _with_limit(best.metric("latency_ms"), run.limit(summary.board, "latency_ms"), milliseconds, "ms",
+                                    (best.metric("latency_ms_low"), best.metric("latency_ms_high")))),
             ("SRAM", _with_limit(best.metric("sram_bytes"), run.limit(summary.board, "sram_bytes"), kilobytes, "KB")),
             ("flash", _with_limit(best.metric("flash_bytes"), run.limit(summary.board, "flash_bytes"), kilobytes, "KB")),
             ("arch", f'<span class="arch">{escape(best.block_string)}</span>'),
@@ -300,10 +305,18 @@ def _summary_card(summary: BoardSummary, run: RunData) -> str:
     )
 
 
-def _with_limit(value: float | None, limit: float | None, show: Callable[[Any], str], unit: str) -> str:
+def _with_limit(
+    value: float | None,
+    limit: float | None,
+    show: Callable[[Any], str],
+    unit: str,
+    interval: tuple[float | None, float | None] = (None, None),
+) -> str:
+    """``value unit`` [``(low-high)`` when the estimate has an interval] [``of limit unit``]."""
     if value is None:
         return "&ndash;"
-    shown = f"{show(value)} {unit}"
+    low, high = interval
+    shown = f"{show(value)} {unit}" + (f" ({show(low)}&ndash;{show(high)})" if low is not None and high is not None else "")
     return shown if limit is None else f"{shown} of {show(limit)} {unit}"
 
 
@@ -314,6 +327,16 @@ def figure_html(figure: FigureRef) -> str:
         f'<figure><img id="{figure.element_id}" alt="{escape(figure.caption)}" '
         f'src="data:image/svg+xml;base64,{data}"><figcaption>{escape(figure.caption)}</figcaption></figure>'
     )
+
+
+def _with_per_op_links(runs: Sequence[RunData], rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The validation rows with the file URI of each export's ``per_op.txt`` (where it exists)."""
+    paths = {run.label: Path(run.path) for run in runs}
+    linked = []
+    for row in rows:
+        per_op = paths[row["run"]] / "exports" / str(row["board"]) / str(row["number"]) / "per_op.txt"
+        linked.append({**row, "per_op_uri": per_op.resolve().as_uri() if per_op.is_file() else None})
+    return linked
 
 
 def table_html(element_id: str, columns: Sequence[Column], rows: Sequence[dict[str, Any]]) -> str:
@@ -328,7 +351,10 @@ def table_html(element_id: str, columns: Sequence[Column], rows: Sequence[dict[s
             value = row.get(c.key)
             css = "t arch" if c.key == "block_string" else ("t" if c.show is text else "n")
             sort_value = "" if value is None else str(value)
-            cells.append(f'<td class="{css}" data-v="{escape(sort_value)}">{escape(c.show(value))}</td>')
+            shown = escape(c.show(value))
+            if c.key == "per_op_uri" and value:
+                shown = f'<a href="{escape(value)}">per op</a>'
+            cells.append(f'<td class="{css}" data-v="{escape(sort_value)}">{shown}</td>')
         body.append("<tr>" + "".join(cells) + "</tr>")
     return (
         f'<div class="scroll"><table class="sortable" id="{element_id}"><thead><tr>{head}</tr></thead>'

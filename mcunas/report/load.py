@@ -15,6 +15,7 @@ from mcunas.estimators.budget import Limit, limits
 from mcunas.rundir.records import TrialRecord, read_trial_records
 from mcunas.rundir.runinfo import read_config, read_run_json, recorded_limits
 from mcunas.rundir.storage import open_run_storage
+from mcunas.secrets import redact
 
 
 @dataclass
@@ -47,14 +48,20 @@ class RunData:
         return next((limit.value for limit in self.limits.get(board, ()) if limit.metric == metric), None)
 
 
-def load_run(run_dir: Path, label: str | None = None) -> RunData:
-    """Read ``run_dir``; raise :class:`RunDirError` naming the path and what is missing."""
+def load_run(run_dir: Path, label: str | None = None, *, storage_url: str | None = None) -> RunData:
+    """Read ``run_dir``; raise :class:`RunDirError` naming the path and what is missing.
+
+    ``storage_url`` replaces the storage ``run.json`` records (which hides a password). The
+    config text is shown with passwords hidden also for run directories written before
+    ``config.yaml`` was redacted.
+    """
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise RunDirError(f"{run_dir}: run directory does not exist")
     run_info = read_run_json(run_dir)
     config_text, config = read_config(run_dir)
-    storage = open_run_storage(run_dir, run_info.get("storage"))
+    config_text = redact(config_text)
+    storage = open_run_storage(run_dir, storage_url or run_info.get("storage"))
     studies = _study_names(run_dir, run_info)
     run_label = label or run_dir.name
     trials = read_trial_records(run_dir, storage, studies, run_label)

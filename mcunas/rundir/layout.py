@@ -33,12 +33,13 @@ class RunLayout:
 
     Attributes:
         path: the run directory (absolute).
-        storage_url: the Optuna storage (see :mod:`mcunas.rundir.storage`).
+        storage_url: the Optuna storage (see :mod:`mcunas.rundir.storage`), usable: it may
+            hold a password, so it is left out of the repr and must be redacted when shown.
         studies: board name -> Optuna study name (``<experiment>:<board>``), in config order.
     """
 
     path: Path
-    storage_url: str
+    storage_url: str = field(repr=False)
     studies: dict[str, str] = field(default_factory=dict)
 
     def trial_dir(self, board: str, number: int) -> Path:

@@ -5,7 +5,9 @@ run; a later run in the same directory must have the same config except for the 
 :data:`EXECUTION_KEYS` (trial budget and how trials are executed), else :class:`RunDirError`.
 ``run.json`` records the storage URL, the study of each board, the objectives and each board's
 limits (:func:`mcunas.estimators.budget.limits`, so the report needs no board file); it is
-what the report and the Ray workers read to find the studies.
+what the report and the Ray workers read to find the studies. Neither file holds a password:
+both go through :func:`mcunas.secrets.redact` (see :mod:`mcunas.rundir.storage` for how a
+run whose recorded URL hides its password is reopened).
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ from mcunas.estimators import Board
 from mcunas.estimators.budget import Limit, limits
 from mcunas.io import atomic_write_text, read_user_json, read_user_text, write_json
 from mcunas.rundir.layout import CONFIG_FILE, RUN_INFO_FILE, RunLayout, study_name
-from mcunas.rundir.storage import default_storage_url
+from mcunas.rundir.storage import check_storage_for, default_storage_url, resolve_storage_url
+from mcunas.secrets import redact
 
 # (section, key) pairs that may differ between runs in one run directory.
 EXECUTION_KEYS: frozenset[tuple[str, str]] = frozenset(
@@ -34,17 +37,19 @@ EXECUTION_KEYS: frozenset[tuple[str, str]] = frozenset(
         ("search", "ray_address"),
         ("search", "cpus_per_worker"),
         ("search", "gpus_per_worker"),
+        ("search", "storage_retry_s"),
         ("training", "device"),
     }
 )
 
 
 def _comparable(config: dict[str, Any]) -> dict[str, Any]:
-    """The config without :data:`EXECUTION_KEYS`."""
+    """The config without :data:`EXECUTION_KEYS`, its storage URL redacted as stored."""
     result = {}
     for section, value in config.items():
         if isinstance(value, dict):
-            value = {k: v for k, v in value.items() if (section, k) not in EXECUTION_KEYS}
+            value = {k: redact(v) if isinstance(v, str) and (section, k) == ("search", "storage") else v
+                     for k, v in value.items() if (section, k) not in EXECUTION_KEYS}
         result[section] = value
     return result
 
@@ -132,22 +137,30 @@ def prepare_run_dir(
         run_dir: the run directory (created if needed).
         boards: the experiment's boards, loaded, in config order.
         several_processes: trials run in several processes (Ray): the default storage is then
-            the journal file instead of SQLite.
+            the journal file instead of SQLite, and SQLite is refused.
+
+    Returns:
+        The layout; its ``storage_url`` is usable (variables expanded, password filled in) and
+        is kept in memory only: the files record it redacted.
 
     Raises:
         RunDirError: ``run_dir`` holds a run of a different configuration.
+        ConfigError: the storage is SQLite while trials run in several processes, or its URL
+            needs an environment variable that is not set.
     """
     path = Path(run_dir).resolve()
-    path.mkdir(parents=True, exist_ok=True)
     check_config(path, experiment)
     info = read_run_json(path) if (path / RUN_INFO_FILE).is_file() else {}
-    storage_url = experiment.search.storage or info.get("storage") or default_storage_url(path, several_processes)
+    chosen = experiment.search.storage or info.get("storage") or default_storage_url(path, several_processes)
+    storage_url = resolve_storage_url(chosen)
+    check_storage_for(storage_url, several_processes)
+    path.mkdir(parents=True, exist_ok=True)
     studies = {board.name: study_name(experiment.name, board.name) for board in boards}
     now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     constraints = experiment.constraints
     info = {
         "mcunas_version": importlib.metadata.version("mcunas"),
-        "storage": storage_url,
+        "storage": redact(storage_url),
         "studies": studies,
         "objectives": list(experiment.objectives),
         "limits": {board.name: [limit.to_dict() for limit in limits(
@@ -156,6 +169,6 @@ def prepare_run_dir(
         "created": info.get("created", now),
         "updated": now,
     }
-    atomic_write_text(path / CONFIG_FILE, experiment.to_yaml())
+    atomic_write_text(path / CONFIG_FILE, redact(experiment.to_yaml()))
     write_json(path / RUN_INFO_FILE, info)
     return RunLayout(path, storage_url, studies)

@@ -33,13 +33,24 @@ def run(args: argparse.Namespace) -> int:
 
     _positive("--trials", args.trials)
     _positive("--workers", args.workers)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S", stream=sys.stderr)
+    from mcunas.search.progress import SearchProgress
+    from mcunas.secrets import RedactingFormatter
+
+    # On a terminal: live progress lines per board, log records printed above them; elsewhere
+    # plain log records. Either way, passwords are hidden.
+    progress = SearchProgress(sys.stderr)
+    if progress.live:
+        handler = progress.log_handler()
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(RedactingFormatter("%(asctime)s %(message)s", datefmt="%H:%M:%S"))
+    logging.basicConfig(level=logging.INFO, handlers=[handler])
     experiment = load_experiment(args.config)
     run_dir = args.out or Path("runs") / experiment.name
     from mcunas.run import run_experiment  # torch, optuna: only once the config is valid
 
     outcome = run_experiment(experiment, run_dir, trials=args.trials, workers=args.workers,
-                             ray_address=args.ray_address, finalize=not args.no_finalize)
+                             ray_address=args.ray_address, finalize=not args.no_finalize, progress=progress)
     result = outcome.search
     for board, study in result.studies.items():
         finals = result.finals.get(board, [])

@@ -12,6 +12,7 @@ marked failed and retried on resume. The report is a stage of its own
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,11 +23,12 @@ from mcunas.errors import RunDirError
 from mcunas.estimators import Board, load_board
 from mcunas.rundir.layout import RunLayout
 from mcunas.rundir.runinfo import prepare_run_dir
-from mcunas.rundir.storage import open_storage
+from mcunas.rundir.storage import is_storage_unavailable, open_storage, repair_journal, storage_unavailable
 from mcunas.search.context import DataCache, SearchContext, build_context
 from mcunas.search.distill import ensure_teacher
 from mcunas.search.finalize import FinalModel, finalize_board
 from mcunas.search.lock import file_lock
+from mcunas.search.progress import SearchProgress
 from mcunas.search.resume import finished_trials, recover_interrupted
 from mcunas.search.samplers import make_pruner, make_sampler
 
@@ -42,7 +44,7 @@ class SearchResult:
 
     Attributes:
         run_dir: the run directory.
-        storage_url: the Optuna storage.
+        storage_url: the Optuna storage, usable (it may hold a password: redact it to show it).
         studies: board name -> study name.
         trials_run: board name -> trials run by this call (resumed runs count only new ones).
         trials_finished: board name -> COMPLETE + PRUNED trials in the study after this call.
@@ -50,8 +52,8 @@ class SearchResult:
     """
 
     run_dir: Path
-    storage_url: str
-    studies: dict[str, str]
+    storage_url: str = field(repr=False)
+    studies: dict[str, str] = field(default_factory=dict)
     trials_run: dict[str, int] = field(default_factory=dict)
     trials_finished: dict[str, int] = field(default_factory=dict)
     finals: dict[str, list[FinalModel]] = field(default_factory=dict)
@@ -123,20 +125,23 @@ class SearchEvaluator:
         return run_trial(trial, _CONTEXTS[key])
 
 
-def run_board_trials(ctx: SearchContext, study: optuna.Study, n_trials: int) -> int:
+def run_board_trials(ctx: SearchContext, study: optuna.Study, n_trials: int,
+                     progress: SearchProgress | None = None) -> int:
     """Run trials of one board's study in this process until ``n_trials`` are finished;
-    return how many were run."""
+    return how many were run. ``progress`` is told of each finished trial."""
     from mcunas.search.trial import run_trial
 
     remaining = max(0, n_trials - finished_trials(study))
+    callbacks = [] if progress is None else [lambda _, trial: progress.trial_finished(ctx.board_name, trial)]
     if remaining:
         logger.info("%s: %d of %d trials to run", study.study_name, remaining, n_trials)
-        study.optimize(lambda trial: run_trial(trial, ctx), n_trials=remaining, gc_after_trial=False)
+        study.optimize(lambda trial: run_trial(trial, ctx), n_trials=remaining, gc_after_trial=False,
+                       callbacks=callbacks)
     return remaining
 
 
 def _run_on_ray(experiment: Experiment, factory: StudyFactory, studies: dict[str, optuna.Study],
-                data: DataCache) -> dict[str, int]:
+                data: DataCache, progress: SearchProgress) -> dict[str, int]:
     """The hand-off to Ray: the teacher is made here once, the workers load it."""
     from mcunas.search.cluster import WorkerResources
     from mcunas.search.dispatch import run_trials_on_ray
@@ -148,6 +153,7 @@ def _run_on_ray(experiment: Experiment, factory: StudyFactory, studies: dict[str
         SearchEvaluator(factory), factory.layout.storage_url, studies, search.trials,
         WorkerResources(search.workers, search.cpus_per_worker, search.gpus_per_worker),
         seed=experiment.seed, run_dir=factory.layout.path, ray_address=search.ray_address,
+        storage_retry_s=search.storage_retry_s, on_finished=progress.trial_finished, quiet_workers=progress.live,
     )
     return {board: len(numbers) for board, numbers in outcome.finished.items()}
 
@@ -160,6 +166,7 @@ def run_search(
     ray_address: str | None = None,
     *,
     finalize: bool = True,
+    progress: SearchProgress | None = None,
 ) -> SearchResult:
     """Run (or resume) the search of ``experiment`` in ``run_dir``.
 
@@ -168,10 +175,14 @@ def run_search(
         run_dir: the run directory (created if needed).
         trials, workers, ray_address: override ``search.trials/workers/ray_address``.
         finalize: retrain and export the Pareto members after the trials.
+        progress: the per-board progress lines (default: plain log records).
 
     Raises:
         RunDirError: ``run_dir`` holds another config, or another search is running in it.
-        ConfigError: a sampler or pruner the experiment cannot use (before anything is written).
+        ConfigError: a sampler or pruner the experiment cannot use (before anything is written);
+            SQLite storage for trials on Ray; a storage URL naming an unset variable.
+        StorageError: the database server became unreachable (after ``search.storage_retry_s``
+            on Ray); rerunning the same command resumes.
     """
     import optuna
 
@@ -192,12 +203,16 @@ def run_search(
         if not held:
             raise RunDirError(f"{run_dir}: another mcunas search is running in this run directory")
         layout = prepare_run_dir(experiment, run_dir, boards, several_processes=uses_ray(experiment))
+        repair_journal(layout.storage_url)
         storage = open_storage(layout.storage_url)
         factory = StudyFactory(experiment, layout)
         seeds = board_seeds(experiment, boards)
         studies = {board.name: factory.open(storage, board.name, seeds[board.name]) for board in boards}
-        for study in studies.values():
-            recover_interrupted(study)
+        progress = progress or SearchProgress(live=False)
+        for name, study in studies.items():
+            recover_interrupted(study, functools.partial(layout.trial_dir, name))
+            progress.begin(name, experiment.search.trials, experiment.objectives, experiment.directions(),
+                           study.get_trials(deepcopy=False))
         result = SearchResult(layout.path, layout.storage_url, dict(layout.studies))
         data = DataCache(experiment)
         contexts: dict[str, SearchContext] = {}
@@ -208,12 +223,19 @@ def run_search(
             return contexts[board.name]
 
         try:
-            if uses_ray(experiment):
-                result.trials_run = _run_on_ray(experiment, factory, studies, data)
-            else:
-                for board in boards:
-                    result.trials_run[board.name] = run_board_trials(context(board), studies[board.name],
-                                                                     experiment.search.trials)
+            try:
+                if uses_ray(experiment):
+                    result.trials_run = _run_on_ray(experiment, factory, studies, data, progress)
+                else:
+                    for board in boards:
+                        result.trials_run[board.name] = run_board_trials(context(board), studies[board.name],
+                                                                         experiment.search.trials, progress)
+            except Exception as error:
+                if not is_storage_unavailable(error):
+                    raise
+                raise storage_unavailable(layout.storage_url, "became unreachable during a trial", error) from None
+            finally:
+                progress.close()
             for board in boards:
                 result.trials_finished[board.name] = finished_trials(studies[board.name])
                 if finalize:
