@@ -82,6 +82,9 @@ class ConstraintsConfig(Section):
     # μNAS's budgets: planned activation bytes of the arena (no persistent tail), parameter bytes
     max_activation_bytes: int | None = Field(default=None, gt=0)
     max_param_bytes: int | None = Field(default=None, gt=0)
+    # the same as TFLM allocates them: the whole 32-bit arena, the .tflite file
+    max_arena_bytes: int | None = Field(default=None, gt=0)
+    max_model_bytes: int | None = Field(default=None, gt=0)
 
     def budget_arguments(self) -> dict[str, Any]:
         """The keyword arguments of :func:`mcunas.estimators.budget.limits` and

@@ -213,7 +213,7 @@ def test_constraints_are_the_budget_arguments(tmp_path: Path):
     experiment = parse_experiment({"name": "api", "constraints": {"max_activation_bytes": 2500, "max_param_bytes": 4500}})
     arguments = experiment.constraints.budget_arguments()
     assert arguments == {"max_latency_ms": None, "latency_bound": "point", "max_activation_bytes": 2500,
-                         "max_param_bytes": 4500}
+                         "max_param_bytes": 4500, "max_arena_bytes": None, "max_model_bytes": None}
     assert set(arguments) <= set(inspect.signature(limits).parameters)
     assert set(arguments) <= set(inspect.signature(estimate).parameters)
     message = _error(tmp_path, "name: q\nconstraints: {max_activation_bytes: 0, max_param_bytes: 4.5}\n")

@@ -90,8 +90,11 @@ def test_unas_budgets_count_planned_activations_and_parameter_bytes(mlperf_dir: 
     ]
     assert estimate(graph, "nucleo-f446re", max_activation_bytes=cost.activation_bytes,
                     max_param_bytes=cost.param_bytes).fits
-    board_limits = limits(load_board("nucleo-f446re"), max_activation_bytes=1000, max_param_bytes=2000)
-    assert [limit.key for limit in board_limits] == ["sram", "flash", "activations", "params"]
+    as_tflm = estimate(graph, "nucleo-f446re", max_arena_bytes=cost.arena_bytes - 1, max_model_bytes=cost.model_bytes)
+    assert as_tflm.violations == [f"TFLM arena (32-bit) {cost.arena_bytes:,} B > budget {cost.arena_bytes - 1:,} B"]
+    board_limits = limits(load_board("nucleo-f446re"), max_activation_bytes=1000, max_param_bytes=2000,
+                          max_arena_bytes=3000, max_model_bytes=4000)
+    assert [limit.key for limit in board_limits] == ["sram", "flash", "activations", "params", "arena", "model"]
     assert overruns(cost, board_limits)["params"] == pytest.approx(cost.param_bytes / 2000 - 1)
 
 

@@ -47,6 +47,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-activation-bytes", type=int,
                         help="activation budget to check (bytes of the planned arena without its persistent tail, as μNAS counts)")
     parser.add_argument("--max-param-bytes", type=int, help="parameter budget to check (bytes of int8 weights and int32 biases)")
+    parser.add_argument("--max-arena-bytes", type=int, help="arena budget to check (bytes of the whole 32-bit TFLM arena)")
+    parser.add_argument("--max-model-bytes", type=int, help="model budget to check (bytes of the .tflite file)")
     parser.add_argument(
         "--per-op",
         action="store_true",
@@ -71,7 +73,8 @@ def run(args: argparse.Namespace) -> int:
     board = load_board(args.board)
     graph = _graph(Path(args.inputs[0]))
     cost = estimate(graph, board, args.runtime, profile=args.profile, max_latency_ms=args.max_latency_ms,
-                    max_activation_bytes=args.max_activation_bytes, max_param_bytes=args.max_param_bytes)
+                    max_activation_bytes=args.max_activation_bytes, max_param_bytes=args.max_param_bytes,
+                    max_arena_bytes=args.max_arena_bytes, max_model_bytes=args.max_model_bytes)
     rows = _per_op_rows(graph, board, args) if args.per_op else None
     if args.json:
         data = cost.to_dict()

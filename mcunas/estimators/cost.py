@@ -81,6 +81,8 @@ def estimate(
     latency_bound: str = "point",
     max_activation_bytes: int | None = None,
     max_param_bytes: int | None = None,
+    max_arena_bytes: int | None = None,
+    max_model_bytes: int | None = None,
 ) -> Cost:
     """Estimate arena, SRAM, flash and latency of ``graph`` on ``board`` and check the budgets.
 
@@ -93,8 +95,9 @@ def estimate(
         max_latency_ms: optional latency ceiling (ms).
         latency_bound: what the ceiling is checked against: ``point`` (``latency_ms``) or
             ``upper`` (``latency_ms_high``), see :data:`mcunas.estimators.budget.LATENCY_BOUNDS`.
-        max_activation_bytes, max_param_bytes: optional μNAS budgets (bytes) on
-            ``activation_bytes`` and ``param_bytes``.
+        max_activation_bytes, max_param_bytes, max_arena_bytes, max_model_bytes: optional byte
+            budgets on ``activation_bytes`` and ``param_bytes`` (μNAS's counts), ``arena_bytes``
+            and ``model_bytes`` (what TFLM allocates, what the board stores).
     """
     from mcunas.estimators import flash, memory
 
@@ -124,6 +127,8 @@ def estimate(
     if latency is not None:
         cost.latency_ms_low, cost.latency_ms_high = latency.low_ms, latency.high_ms
         cost.latency_assumed_ops, cost.latency_assumed_pct = list(latency.assumed_ops), latency.assumed_pct
-    cost.violations = broken_limits(cost, limits(board, max_latency_ms, latency_bound, max_activation_bytes, max_param_bytes))
+    board_limits = limits(board, max_latency_ms, latency_bound, max_activation_bytes, max_param_bytes,
+                          max_arena_bytes, max_model_bytes)
+    cost.violations = broken_limits(cost, board_limits)
     cost.fits = not cost.violations
     return cost

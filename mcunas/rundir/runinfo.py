@@ -165,7 +165,8 @@ def prepare_run_dir(
         "objectives": list(experiment.objectives),
         "limits": {board.name: [limit.to_dict() for limit in limits(
             board, constraints.max_latency_ms, max_activation_bytes=constraints.max_activation_bytes,
-            max_param_bytes=constraints.max_param_bytes)] for board in boards},
+            max_param_bytes=constraints.max_param_bytes, max_arena_bytes=constraints.max_arena_bytes,
+            max_model_bytes=constraints.max_model_bytes)] for board in boards},
         "created": info.get("created", now),
         "updated": now,
     }
