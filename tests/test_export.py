@@ -45,10 +45,9 @@ TINY_SPACES = {
 }
 # Measured and predicted host arenas must agree to this (TFLM aligns buffers to 16 bytes).
 ARENA_TOLERANCE_BYTES = 16
-# Predicted .tflite size within this many bytes. Observed on 2026-11-23: -632 .. +514 B on 60
-# default-space models (38 KB - 1.2 MB), up to +524 B (3.5 %) on the 15 KB models here (the flash
-# model guesses tensor-name lengths; its fixed overhead weighs more on tiny files).
-MODEL_TOLERANCE_BYTES = 1024
+# Predicted (stripped) .tflite size within this fraction of the file: benchmarks/flash_fit.py
+# found 0.3 % at most, in-sample and held out (see benchmarks/RESULTS.md).
+MODEL_TOLERANCE = 0.01
 
 
 class TinyNet(nn.Module):
@@ -126,7 +125,7 @@ def _assert_matches_prediction(check) -> None:
     assert check.exported, check.error
     assert check.differences == [], check.block_string
     assert abs(check.arena_error_bytes) <= ARENA_TOLERANCE_BYTES, check.to_dict()
-    assert abs(check.model_error_bytes) <= MODEL_TOLERANCE_BYTES, check.to_dict()
+    assert abs(check.model_error_bytes) <= MODEL_TOLERANCE * check.model_bytes, check.to_dict()
 
 
 @pytest.mark.parametrize("space_name, seed", [("mobilenetv2", 3), ("mobilenetv1", 4), ("cnn", 7)])
