@@ -17,7 +17,11 @@ Steps, each resumable (rerunning the same command reuses finished runs and timin
 3. paired runs (``OUT/paired-<arm>-<seed>``): both arms for each seed with a smaller budget
    (``--paired-trials``, ``--paired-epochs``, a ``--paired-pool`` image subset), no retraining;
    scored by the best validation error and the hypervolume of the feasible trials in
-   (error, activation bytes / budget, parameter bytes / budget) against (1, 1, 1).
+   (error, activation bytes / budget, parameter bytes / budget) against (1, 1, 1);
+4. with ``--main-arms ... tflm``: the same budgets as TFLM allocates them (the whole 32-bit
+   arena <= the activation budget, the stripped ``.tflite`` <= the parameter budget): a space
+   optimization of the config under those budgets (``OUT/space-tflm``, its own grid and
+   ``--tflm-min-feasible``) and a main run of its narrowed config (``OUT/main-tflm``).
 
 Prints the tables (markdown) and writes them with the raw rows to ``OUT/unas_mnist.md|json``.
 
@@ -37,7 +41,11 @@ from mcunas.config import Experiment, load_experiment, parse_experiment
 from mcunas.io import atomic_write_text, read_json, write_json
 
 REPO = Path(__file__).resolve().parents[1]
-ARMS = ("config", "optimized")
+ARMS = ("config", "optimized")  # the paired comparison
+MAIN_ARMS = ("config", "optimized", "tflm")
+# The budgets of the two counts: (Cost field, constraints key) pairs, μNAS's and TFLM's.
+UNAS_BUDGETS = (("activation_bytes", "max_activation_bytes"), ("param_bytes", "max_param_bytes"))
+TFLM_BUDGETS = (("arena_bytes", "max_arena_bytes"), ("model_bytes", "max_model_bytes"))
 
 
 def _timed(out: Path, key: str, run: Any) -> float:
@@ -81,9 +89,11 @@ def _search_stats(run_dir: Path, experiment: Experiment) -> dict[str, Any]:
     feasible = [t for t in complete if t.user_attrs.get("feasible")]
     pruned = [t for t in trials if t.state == TrialState.PRUNED]
     constraints = experiment.constraints
-    points = [(1.0 - t.user_attrs["accuracy_val"], t.user_attrs["estimates"]["activation_bytes"] / constraints.max_activation_bytes,
-               t.user_attrs["estimates"]["param_bytes"] / constraints.max_param_bytes) for t in feasible]
-    hypervolume = float(compute_hypervolume(np.array(points), np.ones(3))) if points else 0.0
+    axes = [(field, getattr(constraints, key)) for field, key in (*UNAS_BUDGETS, *TFLM_BUDGETS)
+            if getattr(constraints, key) is not None]
+    points = [(1.0 - t.user_attrs["accuracy_val"], *(t.user_attrs["estimates"][field] / budget for field, budget in axes))
+              for t in feasible]
+    hypervolume = float(compute_hypervolume(np.array(points), np.ones(1 + len(axes)))) if points else 0.0
     best = max(feasible, key=lambda t: (t.user_attrs["accuracy_val"], -t.number), default=None)
     return {
         "trials": len(trials), "complete": len(complete), "pruned": len(pruned),
@@ -126,18 +136,29 @@ def _final_stats(run_dir: Path) -> dict[str, Any]:
     }
 
 
-def _space_step(args: argparse.Namespace, base: Experiment) -> Experiment:
+def _space_step(args: argparse.Namespace, base: Experiment, name: str, resolutions: list[int], widths: list[float],
+                min_feasible: float) -> Experiment:
+    """The narrowed experiment of a space optimization into ``OUT/<name>`` (reused when there)."""
     from mcunas.report import write_report
     from mcunas.rundir.spacedir import is_space_dir, read_space_result
     from mcunas.search.space_optimize import optimize_space
 
-    folder = args.out / "space"
+    folder = args.out / name
     if not is_space_dir(folder):
-        optimize_space(base, folder, samples=args.samples, resolutions=args.resolutions, widths=args.widths)
+        optimize_space(base, folder, samples=args.samples, resolutions=resolutions, widths=widths,
+                       min_feasible_fraction=min_feasible)
         write_report([], folder / "report.html", [folder])
     result = read_space_result(folder)
     (relative,) = result.narrowed.values()
     return load_experiment(folder / relative)
+
+
+def _as_tflm_allocates(experiment: Experiment) -> Experiment:
+    """The experiment with μNAS's budget numbers on the whole arena and the .tflite instead."""
+    constraints = experiment.constraints
+    values = {tflm: getattr(constraints, unas) for (_, unas), (_, tflm) in zip(UNAS_BUDGETS, TFLM_BUDGETS)}
+    return _with(experiment, name=f"{experiment.name}_tflm", constraints={
+        **values, **{unas: None for _, unas in UNAS_BUDGETS}})
 
 
 def _table(rows: list[dict[str, Any]], columns: list[tuple[str, str, Any]]) -> list[str]:
@@ -159,7 +180,12 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=1000, help="space optimize: architectures per cell")
     parser.add_argument("--resolutions", type=int, nargs="+", default=[14, 16, 20, 24, 27, 28])
     parser.add_argument("--widths", type=float, nargs="+", default=[0.5, 0.75, 1.0, 1.25, 1.5])
-    parser.add_argument("--skip-main", action="store_true", help="only the space optimization and the paired runs")
+    parser.add_argument("--main-arms", nargs="*", choices=MAIN_ARMS, default=["config", "optimized"],
+                        help="main runs to make (tflm: the budgets as TFLM allocates them)")
+    parser.add_argument("--tflm-resolutions", type=int, nargs="+", default=[8, 10, 12, 14, 16, 20, 28])
+    parser.add_argument("--tflm-widths", type=float, nargs="+", default=[0.25, 0.5, 0.75, 1.0])
+    parser.add_argument("--tflm-min-feasible", type=float, default=0.01,
+                        help="space optimize under TFLM's budgets: least feasible fraction of a chosen cell")
     parser.add_argument("--seeds", type=int, nargs="*", default=[0, 1, 2, 3, 4])
     parser.add_argument("--paired-trials", type=int, default=30)
     parser.add_argument("--paired-epochs", type=int, default=6)
@@ -171,19 +197,23 @@ def main() -> None:
 
     args.out.mkdir(parents=True, exist_ok=True)
     base = load_experiment(args.config)
-    arms = {"config": base, "optimized": _space_step(args, base)}
+    arms = {"config": base, "optimized": _space_step(args, base, "space", args.resolutions, args.widths, 0.05)}
+    if "tflm" in args.main_arms:
+        arms["tflm"] = _space_step(args, _as_tflm_allocates(base), "space-tflm", args.tflm_resolutions,
+                                   args.tflm_widths, args.tflm_min_feasible)
 
     main_rows = []
-    if not args.skip_main:
-        for arm, experiment in arms.items():
-            run_dir = args.out / f"main-{arm}"
-            seconds = _timed(args.out, f"main-{arm}", lambda: run_experiment(experiment, run_dir))
-            main_rows.append({"arm": arm, "resolution": experiment.dataset.resolution, "wall_s": seconds,
-                              **_search_stats(run_dir, experiment), **_final_stats(run_dir)})
+    for arm in args.main_arms:
+        experiment = arms[arm]
+        run_dir = args.out / f"main-{arm}"
+        seconds = _timed(args.out, f"main-{arm}", lambda: run_experiment(experiment, run_dir))
+        main_rows.append({"arm": arm, "resolution": experiment.dataset.resolution, "wall_s": seconds,
+                          **_search_stats(run_dir, experiment), **_final_stats(run_dir)})
 
     paired_rows = []
     for seed in args.seeds:
-        for arm, experiment in arms.items():
+        for arm in ARMS:
+            experiment = arms[arm]
             small = _with(experiment, seed=seed, search={"trials": args.paired_trials},
                           training={"epochs": args.paired_epochs}, dataset={"max_train_samples": args.paired_pool},
                           export={"enabled": False}, report={"enabled": False})
@@ -194,6 +224,7 @@ def main() -> None:
     constraints = base.constraints
     lines = [f"Budgets (μNAS's counts): activations <= {constraints.max_activation_bytes:,} B (planned arena, no "
              f"persistent tail), parameters <= {constraints.max_param_bytes:,} B (int8 weights + int32 biases); "
+             f"arm tflm: the same numbers on the whole 32-bit TFLM arena and the stripped .tflite; "
              f"board {base.boards[0]}.", ""]
     if main_rows:
         lines += _table(main_rows, [

@@ -72,6 +72,9 @@ def test_optimize_grid_statistics_choice_and_folder(tmp_path: Path) -> None:
                                           for a in uniform_archs(space, 40, 0)) if cost.fits)
     assert len(macs) == chosen.feasible and chosen.macs_quantiles[0] == macs[0] and chosen.macs_quantiles[-1] == macs[-1]
     assert chosen.macs_mean == pytest.approx(sum(macs) / len(macs))
+    edges = result.grid_edges(BOARD)  # resolutions 12, 16: both are edges; widths 0.5, 1, 1.5
+    assert f"{'largest' if chosen.resolution == 16 else 'smallest'} resolution" in edges
+    assert any("width" in edge for edge in edges) == (chosen.width != 1.0)
 
     # the folder: result (read back equal), table, narrowed configs that load
     assert read_space_result(tmp_path / "opt").to_dict() == result.to_dict()

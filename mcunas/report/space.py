@@ -69,6 +69,10 @@ def section_html(section: SpaceSection, index: int) -> str:
         else:
             verdict = (f"chosen <b>{escape(chosen.label)}</b>: {100 * chosen.feasible_fraction:.0f}% feasible, mean "
                        f"{count(chosen.macs_mean)} MACs; narrowed config <code>{escape(result.narrowed[board])}</code>")
+            edges = result.grid_edges(board)
+            if edges:
+                verdict += (f' <span class="note">(the grid\'s {escape(" and ".join(edges))}: a wider grid may hold a '
+                            "better cell)</span>")
         stem, rendered = section.figures[board]
         caption = f"{board}: MACs of the feasible models, cumulative, per cell"
         rows = [_row(cell, chosen) for cell in result.board_cells(board)]

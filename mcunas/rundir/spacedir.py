@@ -129,6 +129,18 @@ class SpaceResult:
     def board_cells(self, board: str) -> list[CellStats]:
         return [cell for cell in self.cells if cell.board == board]
 
+    def grid_edges(self, board: str) -> list[str]:
+        """Where the board's chosen cell lies on the edge of a grid axis with more than one value
+        (``"largest resolution"``, ``"smallest width"``, ...): a wider grid may hold a better cell."""
+        cell = self.chosen.get(board)
+        if cell is None:
+            return []
+        edges = []
+        for axis, value, values in (("resolution", cell.resolution, self.resolutions or []), ("width", cell.width, self.widths)):
+            if len(values) > 1 and value in (min(values), max(values)):
+                edges.append(f"{'largest' if value == max(values) else 'smallest'} {axis}")
+        return edges
+
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["chosen"] = {board: {"resolution": cell.resolution, "width": cell.width} for board, cell in self.chosen.items()}

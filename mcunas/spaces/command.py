@@ -76,6 +76,9 @@ def _optimize(args: argparse.Namespace) -> int:
             continue
         print(f"{board}: {chosen.label}, {100 * chosen.feasible_fraction:.1f}% of {chosen.samples} fit, mean "
               f"{chosen.macs_mean / 1e6:,.3f} M MACs -> {out / result.narrowed[board]}")
+        edges = result.grid_edges(board)
+        if edges:
+            print(f"  note: the chosen cell has the grid's {' and '.join(edges)}: a wider grid may hold a better one")
     print(f"table: {out / 'cells.csv'}; report: {report}")
     return 0
 
