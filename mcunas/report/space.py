@@ -43,7 +43,7 @@ def load_space_section(path: Path) -> SpaceSection:
     rendered = {}
     for board in result.boards:
         chosen = result.chosen.get(board)
-        curves = [(f"{cell.label} ({100 * cell.feasible_fraction:.0f}% fit)", cell.macs_quantiles, chosen is cell)
+        curves = [(f"{cell.label} ({_percent(cell.feasible_fraction)} fit)", cell.macs_quantiles, chosen is cell)
                   for cell in result.board_cells(board)]
         rendered[board] = (f"space_cdf_{slug(board)}", figures.space_cdf_figure(board, curves))
     return SpaceSection(Path(path), result, rendered)
@@ -67,7 +67,7 @@ def section_html(section: SpaceSection, index: int) -> str:
         if chosen is None:
             verdict = "no cell has a model that fits"
         else:
-            verdict = (f"chosen <b>{escape(chosen.label)}</b>: {100 * chosen.feasible_fraction:.0f}% feasible, mean "
+            verdict = (f"chosen <b>{escape(chosen.label)}</b>: {_percent(chosen.feasible_fraction)} feasible, mean "
                        f"{count(chosen.macs_mean)} MACs; narrowed config <code>{escape(result.narrowed[board])}</code>")
             edges = result.grid_edges(board)
             if edges:
@@ -83,6 +83,11 @@ def section_html(section: SpaceSection, index: int) -> str:
         ]
     parts.append("</section>")
     return "\n".join(parts)
+
+
+def _percent(fraction: float) -> str:
+    """``14%``; one decimal under 10 % (``0.3%``), so a cell with a few feasible models is not 0 %."""
+    return f"{100 * fraction:.0f}%" if fraction >= 0.1 else f"{100 * fraction:.1f}%"
 
 
 def _row(cell: CellStats, chosen: CellStats | None) -> dict[str, object]:
