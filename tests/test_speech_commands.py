@@ -16,9 +16,10 @@ import numpy as np
 import pytest
 
 from mcunas.cli import main
-from mcunas.config import DatasetConfig, SpeechCommandsConfig, parse_experiment
+from mcunas.config import parse_experiment
 from mcunas.data import AudioAugmentConfig, load_dataset, load_speech_commands
 from mcunas.data.audio_augment import ClipRecipe, draw_augmentations, mix_at_snr, render_clip, time_shift
+from mcunas.data.config import DatasetConfig, SpeechCommandsConfig
 from mcunas.data.espeak import PRESETS, build_espeak_dataset
 from mcunas.data.speech_commands import (
     CACHE_DIR_NAME,
@@ -250,15 +251,22 @@ def test_config_section(espeak_dataset: Path, tmp_path: Path):
         {"name": "kws", "dataset": {"name": "speech_commands", "data_dir": "speech",
                                     "speech_commands": {"task": 12, "front_end": {"arithmetic": "f32", "window_ms": 40},
                                                         "augment": {"copies": 2, "snr_db_min": 0},
-                                                        "feature_cache_dir": "cache"}}},
+                                                        "feature_cache_dir": "cache"}},
+         "space": {"name": "dscnn"}},
         base_dir=espeak_dataset.parent,
     )
     options = experiment.dataset.speech_commands
     assert options.front_end.fft_samples == 1024 and options.augment.copies == 2
     assert options.feature_cache_dir == espeak_dataset.parent / "cache"
+    assert experiment.dataset.front_end is options.front_end and experiment.dataset.input_size == (49, 10)
     assert parse_experiment(experiment.to_dict()) == experiment  # round trip through the run directory
-    default = parse_experiment({"name": "kws", "dataset": {"name": "speech_commands", "data_dir": str(espeak_dataset)}})
-    assert default.dataset.speech_commands is None
+    default = parse_experiment({"name": "kws", "dataset": {"name": "speech_commands", "data_dir": str(espeak_dataset)},
+                                "space": {"name": "dscnn"}})
+    assert default.dataset.speech_commands is None and default.dataset.front_end == FrontEndConfig()
+    log_mel = parse_experiment({"name": "kws", "space": {"name": "dscnn", "stem_kernels": [[10, 8]]},
+                                "dataset": {"name": "speech_commands", "data_dir": str(espeak_dataset),
+                                            "speech_commands": {"front_end": {"features": "log_mel"}}}})
+    assert log_mel.dataset.input_size == (49, 40)  # the space is checked at the data's input size
 
 
 @pytest.mark.parametrize(
@@ -278,4 +286,19 @@ def test_config_section(espeak_dataset: Path, tmp_path: Path):
 def test_config_errors(espeak_dataset: Path, dataset, message):
     dataset = {"data_dir": str(espeak_dataset), **dataset} if dataset["name"] == "speech_commands" else dataset
     with pytest.raises(ConfigError, match=message):
-        parse_experiment({"name": "kws", "dataset": dataset})
+        parse_experiment({"name": "kws", "dataset": dataset, "space": {"name": "dscnn"}})
+
+
+@pytest.mark.parametrize(
+    ("space", "message"),
+    [
+        ({"name": "mobilenetv2"}, r"space\.name: space 'mobilenetv2' takes square inputs, the dataset's are 49x10"),
+        ({"name": "dscnn", "input_size": [40, 10]},
+         r"space\.input_size: \[40, 10\] is not the dataset's input \[49, 10\] \(leave it out"),
+        ({"name": "dscnn", "stem_kernels": [[10, 12]]}, r"space\.stem_kernels\[0\]: larger than input_size \[49, 10\]"),
+    ],
+)
+def test_space_must_take_the_front_end_input(espeak_dataset: Path, space, message):
+    with pytest.raises(ConfigError, match=message):
+        parse_experiment({"name": "kws", "dataset": {"name": "speech_commands", "data_dir": str(espeak_dataset)},
+                          "space": space})
