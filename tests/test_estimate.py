@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -103,6 +104,24 @@ def test_front_end_counts_in_the_budget(tmp_path: Path) -> None:
         f"flash {small.flash_bytes:,} B (model {small.model_bytes:,} B + runtime {runtime_bytes:,} B + front end "
         f"{frontend_flash:,} B) > budget {flash:,} B ({(flash + reserve) / 1024:g} KB - 4 KB reserve)",
     ]
+
+
+def test_estimate_cli_counts_the_experiment_front_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from mcunas.frontend import FrontEndConfig, frontend_memory_bytes
+
+    config = tmp_path / "kws.yaml"
+    config.write_text("name: kws\ndataset: {name: speech_commands, data_dir: data, download: true,\n"
+                      "  speech_commands: {front_end: {arithmetic: f32}}}\nspace: {name: dscnn}\n", encoding="utf-8")
+    arch = "r49x10_in1-relu-stem_k10x4_s2x2_c8-dsc_r1_k3_s1_c8-fc12"
+    assert main(["estimate", arch, "--board", "arduino-nano-33-ble-sense", "--json"]) == 0
+    alone = json.loads(capsys.readouterr().out)
+    assert main(["estimate", arch, "--board", "arduino-nano-33-ble-sense", "--config", str(config), "--json"]) == 0
+    cost = json.loads(capsys.readouterr().out)
+    flash, ram = frontend_memory_bytes(FrontEndConfig(arithmetic="f32"))
+    assert (cost["frontend_flash_bytes"], cost["frontend_ram_bytes"]) == (flash, ram)
+    assert (cost["flash_bytes"] - alone["flash_bytes"], cost["sram_bytes"] - alone["sram_bytes"]) == (flash, ram)
+    assert main(["estimate", arch, "--board", "arduino-nano-33-ble-sense", "--config", str(config)]) == 0
+    assert re.search(rf"front end \(features\.c\) +flash {flash:,} B .*, RAM {ram:,} B", capsys.readouterr().out)
 
 
 def test_estimate_cli_json_and_table(mlperf_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
