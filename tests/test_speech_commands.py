@@ -17,7 +17,7 @@ import pytest
 
 from mcunas.cli import main
 from mcunas.config import parse_experiment
-from mcunas.data import AudioAugmentConfig, load_dataset, load_speech_commands
+from mcunas.data import AudioAugmentConfig, load_dataset, load_dataset_at, load_speech_commands
 from mcunas.data.audio_augment import ClipRecipe, draw_augmentations, mix_at_snr, render_clip, time_shift
 from mcunas.data.config import DatasetConfig, SpeechCommandsConfig
 from mcunas.data.espeak import PRESETS, build_espeak_dataset
@@ -207,6 +207,14 @@ def _serve(folder: Path):
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server
+
+
+def test_audio_data_has_one_input_size(espeak_dataset: Path, tmp_path: Path):
+    cfg = DatasetConfig(name="speech_commands", data_dir=espeak_dataset,
+                        speech_commands=SpeechCommandsConfig(feature_cache_dir=tmp_path, augment=NO_AUGMENT))
+    assert load_dataset_at(cfg, (49, 10)).input_size == (49, 10)
+    with pytest.raises(DatasetError, match=r"'speech_commands' gives 49x10 inputs .* asks for 32x32"):
+        load_dataset_at(cfg, (32, 32))
 
 
 def test_download_checks_the_sha256_and_extracts(espeak_dataset: Path, tmp_path: Path):
