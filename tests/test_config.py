@@ -57,9 +57,13 @@ def test_documented_example_is_valid(tmp_path: Path):
 
 @pytest.mark.parametrize("path", sorted((REPO_ROOT / "experiments").glob("*.yaml")), ids=lambda p: p.name)
 def test_shipped_experiments_are_valid(path: Path, request: pytest.FixtureRequest):
-    if "shared/datasets/mnist" in path.read_text(encoding="utf-8"):
+    text = path.read_text(encoding="utf-8")
+    if "shared/datasets/mnist" in text:
         request.getfixturevalue("mnist_dir")  # skips where ../shared is absent
-    experiment = load_experiment(path)
+    data = yaml.safe_load(text)
+    if "espeak-dataset" in text:  # built by a command the file names: check it on the tiny preset instead
+        data["dataset"]["data_dir"] = str(request.getfixturevalue("espeak_dataset"))
+    experiment = parse_experiment(data, source=str(path), base_dir=path.parent)
     if experiment.dataset.data_dir is not None:
         assert experiment.dataset.data_dir.is_absolute()
 

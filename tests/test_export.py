@@ -154,29 +154,6 @@ TINY_DSCNN = dict(input_size=[15, 6], stem_channels=[4, 8], stem_kernels=[[4, 2]
                   stem_strides=[[2, 2], [2, 1], [1, 2]], stages=TINY_STAGES, kernel_sizes=[3, 5])
 
 
-def _check_rectangular_export(space, arch, out_path, seed: int):
-    """:func:`check_export` for an input that need not be square (``check_export`` builds a
-    ``resolution x resolution`` input): export with random weights, compare with the predictions."""
-    from mcunas.estimators import memory
-    from mcunas.estimators.flash import model_bytes
-    from mcunas.export.selfcheck import CALIBRATION_SAMPLES, ExportCheck
-    from mcunas.export.structure import graph_differences
-    from mcunas.tflm import measure_arena_bytes
-
-    torch.manual_seed(seed)
-    model = randomize_batchnorm(space.build(arch), seed)
-    shape = (1, arch.input_channels, *arch.input_size)
-    calibration = np.random.default_rng(seed).standard_normal((CALIBRATION_SAMPLES, *shape[1:])).astype(np.float32)
-    path = export_tflite(model, shape, calibration, out_path, isolate=False)
-    predicted = space.graph(arch)
-    return ExportCheck(
-        arch.block_string(), exported=True, differences=graph_differences(predicted, read_tflite(path)),
-        arena_bytes_measured=measure_arena_bytes(path),
-        arena_bytes_predicted=memory.arena_bytes(predicted, target="host", kernels="reference"),
-        model_bytes=path.stat().st_size, model_bytes_predicted=model_bytes(predicted),
-    )
-
-
 @pytest.mark.parametrize(
     "text",
     [
@@ -192,7 +169,7 @@ def test_dscnn_export_matches_graph_and_arena(text, tmp_path):
     from mcunas.spaces import get_space, parse_block_string
 
     arch = parse_block_string(text)
-    _assert_matches_prediction(_check_rectangular_export(get_space("dscnn"), arch, tmp_path / "model.tflite", 5))
+    _assert_matches_prediction(check_export(get_space("dscnn"), arch, tmp_path / "model.tflite", 5))
 
 
 def test_cnn_max_pools_export_as_predicted(tmp_path):
@@ -218,7 +195,7 @@ def test_every_sampled_dscnn_arch_exports_as_predicted(tmp_path):
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=100))
     for i in range(12):
         arch = space.sample(study.ask())
-        _assert_matches_prediction(_check_rectangular_export(space, arch, tmp_path / f"{i}.tflite", i))
+        _assert_matches_prediction(check_export(space, arch, tmp_path / f"{i}.tflite", i))
 
 
 def test_onnx_export_failure_names_stage_and_leaves_nothing(tmp_path):

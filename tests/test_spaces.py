@@ -14,7 +14,7 @@ from torch import nn
 
 from mcunas.errors import ArchitectureError, ConfigError
 from mcunas.graph import SPACE_OP_KINDS, Graph
-from mcunas.spaces import SPACE_NAMES, arch_from_dict, get_space, load_arch, parse_block_string
+from mcunas.spaces import SPACE_NAMES, arch_from_dict, get_space, load_arch, parse_block_string, space_for_input
 from mcunas.spaces.dscnn import DsCnnArch
 from mcunas.spaces.graph_builder import LAYER_EMITTERS, LAYER_GEOMETRY
 from mcunas.spaces.layers import LAYER_MODULES, SpecBlock
@@ -370,12 +370,26 @@ def test_fixed_trial_samples_the_given_architecture() -> None:
 def test_default_teacher_is_the_largest_arch(name: str) -> None:
     space = get_space(name, input_channels=1, num_classes=7, **SIZE_16[name])
     (size,) = candidate_input_sizes(space)
-    teacher = space.default_teacher(1, 7, size if space.arch_type.rectangular else size[0])
+    teacher = space.default_teacher(1, 7, size)  # a (height, width) pair for every space
     assert (teacher.space, teacher.input_channels, teacher.num_classes, teacher.input_size) == (name, 1, 7, size)
     teacher_graph = space.graph(teacher)
     for arch in sample_archs(space, 30, seed=4):
         graph = space.graph(arch)
         assert graph.macs <= teacher_graph.macs and graph.params <= teacher_graph.params
+
+
+def test_space_for_input_takes_the_data_input_size() -> None:
+    square = space_for_input("mobilenetv1", {}, (20, 20))
+    assert square.resolutions == (20,)
+    assert space_for_input("mobilenetv1", {"resolutions": [16, 24]}, (20, 20)).resolutions == (16, 24)  # resized
+    assert space_for_input("dscnn", {}, (49, 40)).input_size == (49, 40)
+    assert space_for_input("dscnn", {"input_size": [49, 10]}, (49, 10)).input_size == (49, 10)
+    with pytest.raises(ConfigError, match=r"name: space 'mobilenetv2' takes square inputs, the dataset's are 49x10"):
+        space_for_input("mobilenetv2", {}, (49, 10))
+    with pytest.raises(ConfigError, match=r"input_size: \[32, 10\] is not the dataset's input \[49, 10\]"):
+        space_for_input("dscnn", {"input_size": [32, 10]}, (49, 10))
+    with pytest.raises(ArchitectureError, match="mobilenetv2 arch field 'resolution'"):
+        get_space("mobilenetv2").default_teacher(1, 10, (32, 16))
 
 
 def v2_dict() -> dict:

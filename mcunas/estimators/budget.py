@@ -15,7 +15,9 @@ break" for ``estimate()``, the search trials, export and the report; :func:`over
 same comparison as relative numbers for Optuna's constraint-aware samplers.
 
 A model fits a board when ``arena + sram_reserve_bytes <= sram_bytes`` and
-``model + runtime code <= flash_bytes - flash_reserve_bytes`` (and within the latency ceiling).
+``model + runtime code <= flash_bytes - flash_reserve_bytes`` (and within the latency ceiling);
+with an audio front end, its RAM and flash (``Cost.frontend_ram_bytes``/``frontend_flash_bytes``)
+are part of both sides' model figures.
 """
 
 from __future__ import annotations
@@ -118,12 +120,14 @@ def _violation(limit: Limit, cost: Cost) -> str | None:
     if limit.key in BYTE_BUDGETS:
         return f"{BYTE_BUDGETS[limit.key][1]} {value:,} B > budget {round(limit.value):,} B"
     if limit.key == "sram":
-        arena_budget = round(limit.value) - limit.reserve
-        return (f"SRAM arena {cost.arena_bytes:,} B > budget {arena_budget:,} B "
+        budget = round(limit.value) - limit.reserve
+        frontend = f" + front end {cost.frontend_ram_bytes:,} B" if cost.frontend_ram_bytes else ""
+        return (f"SRAM arena {cost.arena_bytes:,} B{frontend} > budget {budget:,} B "
                 f"({_kb(limit.value)} - {_kb(limit.reserve)} reserve)")
-    runtime_bytes = cost.flash_bytes - cost.model_bytes
-    return (f"flash {cost.flash_bytes:,} B (model {cost.model_bytes:,} B + runtime {runtime_bytes:,} B) > budget "
-            f"{round(limit.value):,} B ({_kb(limit.value + limit.reserve)} - {_kb(limit.reserve)} reserve)")
+    runtime_bytes = cost.flash_bytes - cost.model_bytes - cost.frontend_flash_bytes
+    frontend = f" + front end {cost.frontend_flash_bytes:,} B" if cost.frontend_flash_bytes else ""
+    return (f"flash {cost.flash_bytes:,} B (model {cost.model_bytes:,} B + runtime {runtime_bytes:,} B{frontend}) > "
+            f"budget {round(limit.value):,} B ({_kb(limit.value + limit.reserve)} - {_kb(limit.reserve)} reserve)")
 
 
 def broken_limits(cost: Cost, board_limits: Sequence[Limit]) -> list[str]:

@@ -7,19 +7,27 @@ that is not a violation unless a latency ceiling was asked for, which then canno
 The latency comes with its interval (``latency_ms_low``/``latency_ms_high``, from the fit's
 leave-one-out errors, see :mod:`mcunas.estimators.latency`) and the ops whose cost is assumed
 rather than fitted (``latency_assumed_ops``, ``latency_assumed_pct``).
+
+A keyword-spotting model runs behind an audio front end (``features.c``, CMSIS-DSP): given its
+:class:`mcunas.frontend.FrontEndConfig`, its flash (tables and code) and RAM (buffers, stack, the
+PCM clip) from :func:`mcunas.frontend.frontend_memory_bytes` are part of ``flash_bytes`` and
+``sram_bytes``, so the one budget check covers them.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mcunas.estimators.board import Board, load_board
 from mcunas.estimators.budget import broken_limits, limits
 from mcunas.estimators.latency import Profile, resolve_profile, unavailable_reason
 from mcunas.estimators.runtime import DEFAULT_RUNTIME, kernels_of
 from mcunas.graph.ir import Graph
+
+if TYPE_CHECKING:
+    from mcunas.frontend.config import FrontEndConfig
 
 
 @dataclass
@@ -37,15 +45,16 @@ class Cost:
             TFLM's greedy planner places them, without the persistent tail (μNAS's "peak
             memory usage"; see :mod:`mcunas.estimators.budget`).
         param_bytes: int8 weights and int32 biases (μNAS's "model size").
-        sram_bytes: arena + the board's SRAM reserve.
+        sram_bytes: arena + the board's SRAM reserve + the front end's RAM.
         model_bytes: size of the ``.tflite`` flatbuffer.
-        flash_bytes: model + TFLM runtime code for the op kinds and kernels used.
+        flash_bytes: model + TFLM runtime code for the op kinds and kernels used + the front end's flash.
         latency_ms: one inference at the board's clock; None where the board has no latency model.
         fits: True when no budget is violated.
         violations: one human-readable line per violated budget.
         latency_ms_low, latency_ms_high: the latency interval (ms); None with ``latency_ms``.
         latency_assumed_ops: ``"KIND (class) xN"`` for ops costed by assumption (no instruction data).
         latency_assumed_pct: share of ``latency_ms`` spent in those ops (percent).
+        frontend_flash_bytes, frontend_ram_bytes: the audio front end's flash and RAM (0 without one).
     """
 
     board: str
@@ -66,6 +75,8 @@ class Cost:
     latency_ms_high: float | None = None
     latency_assumed_ops: list[str] = field(default_factory=list)
     latency_assumed_pct: float | None = None
+    frontend_flash_bytes: int = 0
+    frontend_ram_bytes: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict with exactly the documented keys."""
@@ -83,6 +94,7 @@ def estimate(
     max_param_bytes: int | None = None,
     max_arena_bytes: int | None = None,
     max_model_bytes: int | None = None,
+    front_end: FrontEndConfig | None = None,
 ) -> Cost:
     """Estimate arena, SRAM, flash and latency of ``graph`` on ``board`` and check the budgets.
 
@@ -98,8 +110,11 @@ def estimate(
         max_activation_bytes, max_param_bytes, max_arena_bytes, max_model_bytes: optional byte
             budgets on ``activation_bytes`` and ``param_bytes`` (μNAS's counts), ``arena_bytes``
             and ``model_bytes`` (what TFLM allocates, what the board stores).
+        front_end: the audio front end that computes the model's input on the device, if any:
+            its flash and RAM count in ``flash_bytes`` and ``sram_bytes``.
     """
     from mcunas.estimators import flash, memory
+    from mcunas.frontend.memory import frontend_memory_bytes
 
     kernels = kernels_of(runtime)
     board = load_board(board)
@@ -109,6 +124,7 @@ def estimate(
     latency = None
     if profile is not None or unavailable_reason(board, runtime) is None:
         latency = resolve_profile(board, runtime, profile).estimate(graph, board)
+    frontend_flash, frontend_ram = frontend_memory_bytes(front_end) if front_end is not None else (0, 0)
     cost = Cost(
         board=board.name,
         runtime=runtime,
@@ -118,11 +134,13 @@ def estimate(
         arena_bytes_host=arena_host,
         activation_bytes=memory.plan_bytes(graph, kernels, "cortex-m"),
         param_bytes=graph.param_bytes,
-        sram_bytes=arena + board.sram_reserve_bytes,
+        sram_bytes=arena + board.sram_reserve_bytes + frontend_ram,
         model_bytes=model,
-        flash_bytes=model + runtime_code,
+        flash_bytes=model + runtime_code + frontend_flash,
         latency_ms=None if latency is None else latency.latency_ms,
         fits=True,
+        frontend_flash_bytes=frontend_flash,
+        frontend_ram_bytes=frontend_ram,
     )
     if latency is not None:
         cost.latency_ms_low, cost.latency_ms_high = latency.low_ms, latency.high_ms

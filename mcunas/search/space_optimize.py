@@ -38,10 +38,11 @@ from mcunas.estimators import Board, Cost, estimate, load_board
 from mcunas.io import atomic_write_text
 from mcunas.rundir.runinfo import RUN_INFO_FILE
 from mcunas.rundir.spacedir import NARROWED_DIR, QUANTILES, CellStats, SpaceResult, write_space_result
-from mcunas.spaces import Space, get_space
+from mcunas.spaces import Space, space_for_input
 from mcunas.spaces.draws import uniform_archs
 
 if TYPE_CHECKING:
+    from mcunas.data.splits import DatasetSplits
     from mcunas.spaces import Arch
 
 DEFAULT_SAMPLES = 1000
@@ -65,7 +66,8 @@ def estimate_arch(space: Space, arch: Arch, boards: Sequence[Board], experiment:
     """
     graph = space.graph(arch)
     arguments = experiment.constraints.budget_arguments()
-    return [estimate(graph, board, experiment.runtime, **arguments) for board in boards]
+    return [estimate(graph, board, experiment.runtime, **arguments, front_end=experiment.dataset.front_end)
+            for board in boards]
 
 
 def cell_options(experiment: Experiment, base: Space, resolution: int | None, width: float, divisor: int) -> dict[str, Any]:
@@ -146,13 +148,12 @@ def optimize_space(
         raise ConfigError(f"min feasible fraction: expected a number in [0, 1], got {min_feasible_fraction}")
     boards = [load_board(entry) for entry in experiment.boards]
     splits = DataCache(experiment).splits()
-    base = make_space(experiment, splits.input_channels, splits.num_classes)
+    base = make_space(experiment, splits)
     grid_resolutions = _grid_resolutions(base, resolutions)
     grid_widths = _grid_widths(widths)
     seed = experiment.seed if seed is None else seed
     cells_grid = [(r, w) for r in (grid_resolutions or [None]) for w in grid_widths]
-    spaces = [_cell_space(experiment, base, r, w, divisor, splits.input_channels, splits.num_classes)
-              for r, w in cells_grid]
+    spaces = [_cell_space(experiment, base, r, w, divisor, splits) for r, w in cells_grid]
 
     start = time.perf_counter()
     macs: dict[tuple[int, str], list[int]] = {}
@@ -215,12 +216,13 @@ def _grid_widths(widths: Sequence[float] | None) -> list[float]:
 
 
 def _cell_space(experiment: Experiment, base: Space, resolution: int | None, width: float, divisor: int,
-                input_channels: int, num_classes: int) -> tuple[Space, dict[str, Any]]:
+                splits: DatasetSplits) -> tuple[Space, dict[str, Any]]:
     """The cell's space and its options; ConfigError names the cell."""
     options = cell_options(experiment, base, resolution, width, divisor)
     label = (f"resolution {resolution}, " if resolution is not None else "") + f"width {width:g}"
     try:
-        space = get_space(experiment.space.name, **options, input_channels=input_channels, num_classes=num_classes)
+        space = space_for_input(experiment.space.name, {**options, "input_channels": splits.input_channels,
+                                                        "num_classes": splits.num_classes}, splits.input_size)
     except ConfigError as error:
         raise ConfigError(f"grid cell {label}: space.{error}") from None
     return space, options

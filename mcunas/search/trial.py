@@ -88,7 +88,7 @@ def train_arch(ctx: SearchContext, arch: Any, epochs: int, *, on_epoch: Any = No
 
     seed = training_seed(ctx.experiment.seed, arch_key(arch))
     model = build_model(ctx.space, arch, seed)
-    result = train(model, ctx.data.train_data(arch.resolution), ctx.experiment.training, epochs=epochs, seed=seed,
+    result = train(model, ctx.data.train_data(arch.input_size), ctx.experiment.training, epochs=epochs, seed=seed,
                    loss_fn=_loss(ctx), on_epoch=on_epoch, description=description)
     return model, result
 
@@ -161,7 +161,8 @@ def _run_trial(trial: optuna.Trial, ctx: SearchContext) -> list[float]:
     start = time.perf_counter()
     arch = ctx.space.sample(trial)
     key = arch_key(arch)
-    cost = estimate(ctx.space.graph(arch), ctx.board, experiment.runtime, **experiment.constraints.budget_arguments())
+    cost = estimate(ctx.space.graph(arch), ctx.board, experiment.runtime,
+                    **experiment.constraints.budget_arguments(), front_end=experiment.dataset.front_end)
     estimate_seconds = time.perf_counter() - start
     _record_estimates(trial, ctx, arch, key, cost, estimate_seconds)
     folder = ctx.layout.trial_dir(ctx.board_name, trial.number)

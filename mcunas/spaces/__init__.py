@@ -17,7 +17,7 @@ from mcunas.spaces.dscnn import DsCnnArch, DsCnnSpace
 from mcunas.spaces.mobilenetv1 import MobileNetV1Arch, MobileNetV1Space
 from mcunas.spaces.mobilenetv2 import MobileNetV2Arch, MobileNetV2Space
 from mcunas.spaces.notation import parse_block_string
-from mcunas.spaces.registry import SPACE_NAMES, arch_from_dict, get_space
+from mcunas.spaces.registry import SPACE_NAMES, arch_from_dict, get_space, space_for_input
 from mcunas.spaces.spec import BlockSpec, LayerSpec, NetSpec
 
 Arch = StagedArch
@@ -47,4 +47,5 @@ __all__ = [
     "load_arch",
     "parse_block_string",
     "read_arch",
+    "space_for_input",
 ]

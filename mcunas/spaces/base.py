@@ -29,6 +29,7 @@ from mcunas.spaces.arch import (
     BlockSlot,
     Size,
     StagedArch,
+    as_pair,
 )
 from mcunas.spaces.graph_builder import build_graph
 from mcunas.spaces.options import OptionReader, StageOptions
@@ -69,6 +70,21 @@ class StagedSpace(ABC, Generic[ArchT]):
         self.kernel_sizes = reader.integer_choices("kernel_sizes", d["kernel_sizes"], (1, 9), KERNEL_SIZES)
         self._read_block_options(reader)
         reader.finish()
+
+    @classmethod
+    def options_for_input(cls, options: Mapping[str, Any], input_size: tuple[int, int]) -> dict[str, Any]:
+        """``options`` with the input fixed to the data's ``(height, width)`` unless they choose it:
+        the only candidate of ``resolutions`` is the data's side (the data is resized to the
+        resolutions listed). Rectangular spaces set ``input_size`` instead.
+
+        Raises:
+            ConfigError: the data's input is not square.
+        """
+        height, width = input_size
+        if height != width:
+            raise ConfigError(f"name: space '{cls.name}' takes square inputs, the dataset's are {height}x{width} "
+                              f"(a rectangular space takes them: dscnn)")
+        return {"resolutions": [height], **options}
 
     # --- subclass interface -------------------------------------------------------------
 
@@ -153,12 +169,13 @@ class StagedSpace(ABC, Generic[ArchT]):
     def default_teacher(self, input_channels: int, num_classes: int, resolution: Size) -> ArchT:
         """The largest architecture of this space: widest stem and stages, deepest stages,
         largest per-block choices (:meth:`_teacher_choice`: kernel, expansion), at the given
-        input size."""
+        input size (an int ``n``: ``n x n``, or a ``(height, width)`` pair; square for the square
+        spaces)."""
         per_block = self._block_choices()
         return self._make_arch(
             input_channels=input_channels,
             num_classes=num_classes,
-            resolution=resolution,
+            resolution=self._arch_resolution(resolution),
             stem_channels=max(self.stem_channels),
             **self._largest_stem(),
             stage_strides=tuple(stage.stride for stage in self.stages),
@@ -169,6 +186,16 @@ class StagedSpace(ABC, Generic[ArchT]):
             },
             **self._fixed_fields(),
         )
+
+    def _arch_resolution(self, size: Size) -> Size:
+        """The Arch's ``resolution`` for an input size: a pair in the rectangular spaces, an int
+        in the square ones (a square pair ``(n, n)`` is ``n``; another pair is left for the Arch
+        to reject, naming the field)."""
+        if self.arch_type.rectangular:
+            return as_pair(size)
+        if isinstance(size, tuple) and len(size) == 2 and size[0] == size[1]:
+            return size[0]
+        return size
 
     def spec(self, arch: ArchT) -> NetSpec:
         """The layers of ``arch``, listed once: what :meth:`build` and :meth:`graph` are made from."""
