@@ -93,7 +93,7 @@ def main() -> None:
     teacher = ensure_teacher(experiment, args.out, splits)
     teacher_metrics = json.loads((args.out / "teacher" / "metrics.json").read_text())
     teacher_metrics["accuracy_test"] = accuracy(teacher, x_test, y_test, device=device)
-    space = make_space(experiment, splits.input_channels, splits.num_classes)
+    space = make_space(experiment, splits)
     kd = experiment.distillation
     rows = []
     for label, params in STUDENTS.items():

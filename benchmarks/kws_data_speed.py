@@ -28,10 +28,10 @@ from mcunas.data.speech_commands import load_speech_commands, scan_speech_comman
 from mcunas.data.wav import read_wav  # noqa: E402
 from mcunas.frontend import FrontEndConfig, compute_features  # noqa: E402
 
-# Speech Commands v0.02, 12-class task with TF input_data.py's composition (keyword clips + 10 % silence
-# + 10 % unknown): about 36,923 train (twice, with one augmented copy), 4,445 val and 4,890 test clips,
-# the split sizes usually reported for it. An approximation for the extrapolation only.
-SPEECH_COMMANDS_12_CLIPS = 2 * 36_923 + 4_445 + 4_890
+from kws_search_cost import SPEECH_COMMANDS_12  # noqa: E402
+
+# With one augmented copy of each training clip; an approximation for the extrapolation only.
+SPEECH_COMMANDS_12_CLIPS = 2 * SPEECH_COMMANDS_12["train"] + SPEECH_COMMANDS_12["val"] + SPEECH_COMMANDS_12["test"]
 
 
 def _timed(function, *args, **kwargs):

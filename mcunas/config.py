@@ -2,8 +2,8 @@
 
 :func:`load_experiment` reads a config file with a safe YAML loader, validates it against the
 pydantic models below and checks what the models cannot see on their own (dataset folders,
-board names through :func:`mcunas.estimators.load_board`, space options through
-:func:`mcunas.spaces.get_space`). Every problem found is reported in one
+board names through :func:`mcunas.estimators.load_board`, space options with the dataset's
+input size through :func:`mcunas.spaces.space_for_input`). Every problem found is reported in one
 :class:`mcunas.errors.ConfigError`, one line per problem, as ``file: key.path: what is wrong``.
 
 Relative paths in a config file (``dataset.data_dir``, board files, teacher files) are resolved
@@ -33,7 +33,7 @@ from mcunas.estimators.budget import LATENCY_BOUNDS
 from mcunas.estimators.runtime import DEFAULT_RUNTIME, RUNTIMES
 from mcunas.io import read_user_text
 from mcunas.schema import Section, resolve_path
-from mcunas.spaces import get_space
+from mcunas.spaces import space_for_input
 
 # Optuna study direction of each objective: ``accuracy`` (validation accuracy) and Cost fields.
 OBJECTIVE_DIRECTIONS: dict[str, str] = {
@@ -74,11 +74,22 @@ class SpaceConfig(BaseModel):
 
 
 class ConstraintsConfig(Section):
-    """Limits besides the board's SRAM and flash budgets."""
+    """Limits besides the board's SRAM and flash budgets (see :mod:`mcunas.estimators.budget`)."""
 
     max_latency_ms: float | None = Field(default=None, gt=0.0)
     # point: the ceiling limits the latency estimate; upper: the upper end of its interval
     latency_bound: Literal[tuple(LATENCY_BOUNDS)] = "point"  # type: ignore[valid-type]
+    # μNAS's budgets: planned activation bytes of the arena (no persistent tail), parameter bytes
+    max_activation_bytes: int | None = Field(default=None, gt=0)
+    max_param_bytes: int | None = Field(default=None, gt=0)
+    # the same as TFLM allocates them: the whole 32-bit arena, the .tflite file
+    max_arena_bytes: int | None = Field(default=None, gt=0)
+    max_model_bytes: int | None = Field(default=None, gt=0)
+
+    def budget_arguments(self) -> dict[str, Any]:
+        """The keyword arguments of :func:`mcunas.estimators.budget.limits` and
+        :func:`mcunas.estimators.estimate` that this section sets (all of its keys)."""
+        return self.model_dump()
 
 
 class SearchConfig(Section):
@@ -104,7 +115,7 @@ class TrainingConfig(Section):
     lr: float = Field(default=0.05, gt=0.0)
     weight_decay: float = Field(default=4.0e-5, ge=0.0)
     label_smoothing: float = Field(default=0.0, ge=0.0, lt=1.0)
-    augment: bool = True
+    augment: bool = Field(default=True, description="shift (and flip) images; audio is augmented by its dataset")
     device: DeviceName = "cpu"
 
 
@@ -352,7 +363,7 @@ def _reference_problems(experiment: Experiment) -> list[str]:
         if file is not None and not file.is_file():
             problems.append(f"distillation.{key}: file not found: {file}")
     problems += _board_problems(experiment.boards)
-    problems += _space_problems(experiment.space)
+    problems += _space_problems(experiment.space, experiment.dataset.input_size)
     return problems
 
 
@@ -382,10 +393,11 @@ def _board_problems(boards: list[str]) -> list[str]:
     return problems
 
 
-def _space_problems(space: SpaceConfig) -> list[str]:
-    """Check the space name and options with :func:`mcunas.spaces.get_space`."""
+def _space_problems(space: SpaceConfig, input_size: tuple[int, int]) -> list[str]:
+    """Check the space name and options, with the dataset's input (height, width), as the search
+    makes the space (:func:`mcunas.spaces.space_for_input`)."""
     try:
-        get_space(space.name, **space.options)
+        space_for_input(space.name, space.options, input_size)
     except McunasError as error:
         message = str(error)
         option = re.split(r"[.\[:]", message, maxsplit=1)[0].strip()

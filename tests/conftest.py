@@ -100,6 +100,16 @@ def cmsis_dsp_dir() -> Path:
         return cmsis_dsp_sources()
     except ExportError as error:
         require(f"CMSIS-DSP C sources unavailable: {error}")
+
+
+@pytest.fixture(scope="session")
+def cmsis_library(cmsis_dsp_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """CMSIS-DSP's front-end function groups compiled for the host (``libcmsisdsp.a``), once per session."""
+    from mcunas.frontend.host_build import build_cmsis_library
+
+    return build_cmsis_library(cmsis_dsp_dir, tmp_path_factory.mktemp("cmsis-dsp-host"))
+
+
 # --- end keyword spotting
 
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from mcunas.data import calibration_sample, load_dataset, load_dataset_at, verify_mnist
 from mcunas.data.config import DatasetConfig
-from mcunas.data import calibration_sample, load_dataset, verify_mnist
 from mcunas.data.cifar10 import load_batch, load_cifar10_raw
 from mcunas.data.mnist import MNIST_FILES, download_mnist, parse_idx, read_mnist_file
 from mcunas.data.splits import stratified_split
@@ -74,6 +74,15 @@ def test_synthetic_is_learnable_by_nearest_class_mean():
     test = splits.test.x.reshape(len(splits.test), -1)
     predicted = np.argmin(((test[:, None, :] - centroids[None]) ** 2).sum(-1), axis=1)
     assert (predicted == splits.test.y).mean() > 0.8
+
+
+def test_dataset_at_an_input_size():
+    cfg = DatasetConfig(name="digits", resolution=16)
+    assert cfg.input_size == (16, 16) and cfg.front_end is None
+    assert load_dataset_at(cfg, None).input_size == (16, 16)
+    assert load_dataset_at(cfg, (12, 12)).train.x.shape[1:] == (1, 12, 12)  # resized
+    with pytest.raises(DatasetError, match=r"dataset 'digits' gives square images .* asks for 12x10"):
+        load_dataset_at(cfg, (12, 10))
 
 
 def test_stratified_split_keeps_proportions():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -16,9 +17,9 @@ from mcunas.estimators.latency import default_profile, load_profile
 from mcunas.graph.tflite import read_tflite
 
 COST_KEYS = [
-    "board", "runtime", "macs", "params", "arena_bytes", "arena_bytes_host", "sram_bytes",
+    "board", "runtime", "macs", "params", "arena_bytes", "arena_bytes_host", "activation_bytes", "param_bytes", "sram_bytes",
     "model_bytes", "flash_bytes", "latency_ms", "fits", "violations", "latency_ms_low", "latency_ms_high",
-    "latency_assumed_ops", "latency_assumed_pct",
+    "latency_assumed_ops", "latency_assumed_pct", "frontend_flash_bytes", "frontend_ram_bytes",
 ]
 MODELS = ("ad01_int8", "kws_ref_model", "pretrainedResnet_quant", "vww_96_int8")
 PUBLISHED_MS = {"ad01_int8": 10.05, "kws_ref_model": 181.9, "pretrainedResnet_quant": 704.2, "vww_96_int8": 600.6}
@@ -67,6 +68,89 @@ def test_budget_violations_name_figures_and_budgets(mlperf_dir: Path, tmp_path: 
         " > budget 131,072 B (256 KB - 128 KB reserve)",
         f"latency {cost.latency_ms:,.1f} ms > limit 50 ms",
     ]
+
+
+def test_unas_budgets_count_planned_activations_and_parameter_bytes(mlperf_dir: Path) -> None:
+    """μNAS's activation budget limits the arena without its persistent tail; its model-size budget
+    the weights (int8) and biases (int32); both are checked by the one budget check."""
+    from mcunas.estimators import memory
+    from mcunas.estimators.budget import limits, overruns
+
+    graph = read_tflite(mlperf_dir / "ad01_int8.tflite")
+    cost = estimate(graph, "nucleo-f446re")
+    assert cost.activation_bytes + memory.tail_bytes(graph, "cortex-m", "cmsis-nn") == cost.arena_bytes  # 32-bit target
+    weights = sum(graph.tensors[op.inputs[1]].nbytes for op in graph.ops if op.macs)
+    biases = sum(graph.tensors[op.inputs[2]].nbytes for op in graph.ops if op.macs)
+    assert cost.param_bytes == weights + biases and biases == 4 * sum(
+        graph.tensors[op.inputs[2]].num_elements for op in graph.ops if op.macs)
+    tight = estimate(graph, "nucleo-f446re", max_activation_bytes=cost.activation_bytes - 1,
+                     max_param_bytes=cost.param_bytes - 1)
+    assert tight.violations == [
+        f"activations (planned arena, no persistent tail) {cost.activation_bytes:,} B > budget {cost.activation_bytes - 1:,} B",
+        f"parameters (int8 weights, int32 biases) {cost.param_bytes:,} B > budget {cost.param_bytes - 1:,} B",
+    ]
+    assert estimate(graph, "nucleo-f446re", max_activation_bytes=cost.activation_bytes,
+                    max_param_bytes=cost.param_bytes).fits
+    as_tflm = estimate(graph, "nucleo-f446re", max_arena_bytes=cost.arena_bytes - 1, max_model_bytes=cost.model_bytes)
+    assert as_tflm.violations == [f"TFLM arena (32-bit) {cost.arena_bytes:,} B > budget {cost.arena_bytes - 1:,} B"]
+    board_limits = limits(load_board("nucleo-f446re"), max_activation_bytes=1000, max_param_bytes=2000,
+                          max_arena_bytes=3000, max_model_bytes=4000)
+    assert [limit.key for limit in board_limits] == ["sram", "flash", "activations", "params", "arena", "model"]
+    assert overruns(cost, board_limits)["params"] == pytest.approx(cost.param_bytes / 2000 - 1)
+
+
+def test_front_end_counts_in_the_budget(tmp_path: Path) -> None:
+    """An audio front end's flash and RAM are part of flash_bytes and sram_bytes and of the one check."""
+    from mcunas.frontend import FrontEndConfig, frontend_memory_bytes
+    from mcunas.spaces import get_space, parse_block_string
+
+    graph = get_space("dscnn").graph(parse_block_string(
+        "r49x10_in1-relu-stem_k10x4_s2x2_c64-dsc_r2_k3_s1_c64-dsc_r2_k3_s1_c64-fc12"))
+    front_end = FrontEndConfig()
+    frontend_flash, frontend_ram = frontend_memory_bytes(front_end)
+    alone = estimate(graph, "arduino-nano-33-ble-sense")
+    cost = estimate(graph, "arduino-nano-33-ble-sense", front_end=front_end)
+    assert (alone.frontend_flash_bytes, alone.frontend_ram_bytes) == (0, 0)
+    assert (cost.frontend_flash_bytes, cost.frontend_ram_bytes) == (frontend_flash, frontend_ram) != (0, 0)
+    assert cost.sram_bytes == alone.sram_bytes + frontend_ram
+    assert cost.flash_bytes == alone.flash_bytes + frontend_flash
+    assert (cost.arena_bytes, cost.model_bytes, cost.latency_ms) == (alone.arena_bytes, alone.model_bytes, alone.latency_ms)
+
+    # a board on which the model alone fits and the model with its front end does not
+    board_file = tmp_path / "small.yaml"
+    sram, flash, reserve = alone.sram_bytes + 1024, alone.flash_bytes + 1024, 4096
+    sram_reserve = alone.sram_bytes - alone.arena_bytes
+    board_file.write_text(
+        f"name: small\ndisplay_name: Small\nmcu: test\ncore: cortex-m4\nclock_mhz: 64\nsram_bytes: {sram}\n"
+        f"flash_bytes: {flash + reserve}\nsram_reserve_bytes: {sram_reserve}\nflash_reserve_bytes: {reserve}\n",
+        encoding="utf-8")
+    assert estimate(graph, board_file).fits
+    small = estimate(graph, board_file, front_end=front_end)
+    runtime_bytes = small.flash_bytes - small.model_bytes - frontend_flash
+    assert not small.fits and small.violations == [
+        f"SRAM arena {small.arena_bytes:,} B + front end {frontend_ram:,} B > budget {sram - sram_reserve:,} B "
+        f"({sram / 1024:g} KB - {sram_reserve / 1024:g} KB reserve)",
+        f"flash {small.flash_bytes:,} B (model {small.model_bytes:,} B + runtime {runtime_bytes:,} B + front end "
+        f"{frontend_flash:,} B) > budget {flash:,} B ({(flash + reserve) / 1024:g} KB - 4 KB reserve)",
+    ]
+
+
+def test_estimate_cli_counts_the_experiment_front_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from mcunas.frontend import FrontEndConfig, frontend_memory_bytes
+
+    config = tmp_path / "kws.yaml"
+    config.write_text("name: kws\ndataset: {name: speech_commands, data_dir: data, download: true,\n"
+                      "  speech_commands: {front_end: {arithmetic: f32}}}\nspace: {name: dscnn}\n", encoding="utf-8")
+    arch = "r49x10_in1-relu-stem_k10x4_s2x2_c8-dsc_r1_k3_s1_c8-fc12"
+    assert main(["estimate", arch, "--board", "arduino-nano-33-ble-sense", "--json"]) == 0
+    alone = json.loads(capsys.readouterr().out)
+    assert main(["estimate", arch, "--board", "arduino-nano-33-ble-sense", "--config", str(config), "--json"]) == 0
+    cost = json.loads(capsys.readouterr().out)
+    flash, ram = frontend_memory_bytes(FrontEndConfig(arithmetic="f32"))
+    assert (cost["frontend_flash_bytes"], cost["frontend_ram_bytes"]) == (flash, ram)
+    assert (cost["flash_bytes"] - alone["flash_bytes"], cost["sram_bytes"] - alone["sram_bytes"]) == (flash, ram)
+    assert main(["estimate", arch, "--board", "arduino-nano-33-ble-sense", "--config", str(config)]) == 0
+    assert re.search(rf"front end \(features\.c\) +flash {flash:,} B .*, RAM {ram:,} B", capsys.readouterr().out)
 
 
 def test_estimate_cli_json_and_table(mlperf_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -1,13 +1,15 @@
 """The fast estimator (mcunas.estimators.fast) returns the reference Cost, every field equal.
 
 ``estimate_arch(space, arch, board, ...)`` is compared with ``estimate(space.graph(arch), board,
-...)`` on 2,000 random architectures of every space, each on two of several boards and runtimes
-(Cortex-M0+/M4/M7/M33/M85 and Xtensa boards; CMSIS-NN, reference and ESP-NN kernels; a board
-without a latency model for its runtime), with and without latency ceilings on either bound,
-and with space options at their edges: odd and tiny resolutions (maps down to 1x1, where the
-graph has no MEAN), 7x7 kernels and stems, stride-1 stems, expansion 1, rectangular and even
-stem kernels with unequal strides, ReLU and ReLU6. Floats are compared exactly (``==``): the
-fast path adds the same numbers in the same order.
+...)`` on 2,000 random architectures of every space (mobilenetv2, mobilenetv1, dscnn, cnn), each
+on two of several boards and runtimes (Cortex-M0+/M4/M7/M33/M85 and Xtensa boards; CMSIS-NN,
+reference and ESP-NN kernels; a board without a latency model for its runtime), with and without
+latency ceilings on either bound, byte budgets (activations, parameters, arena, model; some
+broken, some not) and an audio front end, and with space options at their edges: odd and tiny
+resolutions (maps down to 1x1, where the graph has no MEAN), 7x7 kernels and stems, stride-1
+stems, expansion 1, rectangular inputs and stem kernels with unequal strides, max pools on odd
+maps, ReLU and ReLU6. Floats are compared exactly (``==``): the fast path adds the same numbers
+in the same order.
 """
 
 from __future__ import annotations
@@ -20,9 +22,11 @@ import optuna
 import pytest
 
 from mcunas.estimators import estimate, fast, load_board, memory
+from mcunas.estimators.budget import BYTE_BUDGETS
 from mcunas.estimators.cost import cost_of
 from mcunas.estimators.fast_chain import greedy_plan_bytes
 from mcunas.estimators.latency import default_profile
+from mcunas.frontend.config import FrontEndConfig
 from mcunas.spaces import get_space
 
 ARCHS_PER_SPACE = 2000
@@ -50,7 +54,24 @@ SPACES: dict[str, list[dict]] = {
          "stages": [{"stride": 2, "channels": [3, 8], "depth": [1, 2]}, {"stride": 2, "channels": [2, 4], "depth": [1, 2]},
                     {"stride": 2, "channels": [6], "depth": [1, 1]}]},
     ],
+    "cnn": [
+        {},
+        {"resolutions": [5, 7, 15, 29], "stem_kernels": [3, 7], "stem_stride": 1, "kernel_sizes": [3, 7],
+         "pool_choices": [1], "activation": "relu6"},
+        {"resolutions": [9, 16, 33], "stem_channels": [3, 16], "kernel_sizes": [1, 3, 5], "separable_choices": [1],
+         "stages": [{"stride": 2, "channels": [4, 8], "depth": [1, 3]}, {"stride": 2, "channels": [8, 16], "depth": [1, 3]}]},
+    ],
 }
+# The byte budgets of estimate() (mcunas.estimators.budget.BYTE_BUDGETS), near the spaces'
+# typical sizes (some broken, some kept), and none.
+BUDGETS = [
+    {},
+    {"max_activation_bytes": 24_000, "max_param_bytes": 40_000},
+    {"max_arena_bytes": 30_000, "max_model_bytes": 60_000},
+    {"max_activation_bytes": 8_000, "max_param_bytes": 8_000, "max_arena_bytes": 12_000, "max_model_bytes": 16_000},
+]
+# Audio front ends (their flash and RAM count in the budget), and none.
+FRONT_ENDS = [None, FrontEndConfig(), FrontEndConfig(features="log_mel", arithmetic="f32", mel_filters=32)]
 # (board, runtime, max_latency_ms, latency_bound): cores with each kernel library; the
 # ESP32-S3 has no CMSIS-NN latency profile (latency None, a ceiling cannot be checked).
 CASES = [
@@ -97,6 +118,12 @@ def _edges(graph) -> set[str]:
         found.add("H == W == C input")
     if graph.tensors[graph.ops[0].outputs[0]].shape[1:3] == graph.tensors[graph.inputs[0]].shape[1:3]:
         found.add("stride-1 stem")
+    if "MAX_POOL_2D" in kinds:
+        found.add("max pool")
+    if any(op.kind == "MAX_POOL_2D" and graph.tensors[op.inputs[0]].shape[1] % 2 for op in graph.ops):
+        found.add("max pool on an odd map")
+    if graph.tensors[graph.inputs[0]].shape[1] != graph.tensors[graph.inputs[0]].shape[2]:
+        found.add("rectangular input")
     return found
 
 
@@ -104,24 +131,32 @@ def _edges(graph) -> set[str]:
 def test_fast_estimate_equals_the_reference(name: str) -> None:
     fast.clear_cache()
     boards = {board: load_board(board) for board, *_ in CASES}
-    cases = itertools.cycle(CASES)
+    # Lengths 8, 4 and 3 are coprime to 2 * 3: every combination comes up.
+    cases, budgets, front_ends = itertools.cycle(CASES), itertools.cycle(BUDGETS), itertools.cycle(FRONT_ENDS)
     compared = 0
     edges: set[str] = set()
+    outcomes: set[tuple[bool, bool]] = set()
+    broken: set[str] = set()  # the byte budgets some estimate broke
     for space, arch in _archs(name, ARCHS_PER_SPACE, seed=11):
         graph = space.graph(arch)
         edges |= _edges(graph)
         for board, runtime, max_latency_ms, bound in (next(cases), next(cases)):
-            expected = estimate(graph, boards[board], runtime, max_latency_ms=max_latency_ms, latency_bound=bound)
-            got = fast.estimate_arch(space, arch, boards[board], runtime, max_latency_ms=max_latency_ms,
-                                     latency_bound=bound)
-            assert got.to_dict() == expected.to_dict(), f"{arch.block_string()} on {board} with {runtime}"
+            options = {"max_latency_ms": max_latency_ms, "latency_bound": bound, **next(budgets),
+                       "front_end": next(front_ends)}
+            expected = estimate(graph, boards[board], runtime, **options)
+            got = fast.estimate_arch(space, arch, boards[board], runtime, **options)
+            assert got.to_dict() == expected.to_dict(), f"{arch.block_string()} on {board} with {runtime}, {options}"
+            outcomes.add((expected.fits, options["front_end"] is not None))
+            broken |= {key for key, (_, what) in BYTE_BUDGETS.items() if any(v.startswith(what) for v in expected.violations)}
             compared += 1
     assert compared == 2 * ARCHS_PER_SPACE
+    assert outcomes == {(True, False), (False, False), (True, True), (False, True)}
+    assert broken == set(BYTE_BUDGETS)
     expected_edges = {"no MEAN (1x1 map)", "explicit PAD", "strided SAME", "7x7 kernel", "H == W == C input", "stride-1 stem"}
-    if name != "dscnn":
-        expected_edges.add("shared paddings")
-    else:
-        expected_edges.add("rectangular kernel")
+    expected_edges |= {
+        "mobilenetv2": {"shared paddings"}, "mobilenetv1": {"shared paddings"},
+        "dscnn": {"rectangular kernel", "rectangular input"}, "cnn": {"shared paddings", "max pool", "max pool on an odd map"},
+    }[name]
     assert expected_edges <= edges, f"not exercised: {sorted(expected_edges - edges)}"
     assert fast.cache_info()["fallbacks"] == 0
     assert 0 < fast.cache_info()["parts"] < 2 * ARCHS_PER_SPACE * 10  # parts are shared between archs

@@ -23,7 +23,7 @@ from mcunas.frontend import (
     write_frontend_sources,
 )
 from mcunas.frontend.features import _engine, frame_buffer, input_quantizer
-from mcunas.frontend.host_build import build_cmsis_library, build_host_frontend, run_host_frontend
+from mcunas.frontend.host_build import build_host_frontend, run_host_frontend
 from mcunas.frontend.memory import BITREV_TABLE_VALUES_F32, BITREV_TABLE_VALUES_FIXED
 
 MODES = [(features, arithmetic) for features in ("mfcc", "log_mel") for arithmetic in ("q15", "f32")]
@@ -149,11 +149,6 @@ def test_generated_c_names_its_config_and_uses_size_specific_init():
     assert "arm_mfcc_init_1024_q15(" in source and '"window_ms": 40.0' in source
     window = re.search(r"k_window\[(\d+)\]", source)
     assert window is not None and window.group(1) == "1024"
-
-
-@pytest.fixture(scope="module")
-def cmsis_library(cmsis_dsp_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_cmsis_library(cmsis_dsp_dir, tmp_path_factory.mktemp("cmsis-dsp-host"))
 
 
 @pytest.mark.parametrize(("features", "arithmetic"), MODES)

@@ -17,9 +17,10 @@ import pytest
 
 from mcunas.cli import main
 from mcunas.config import parse_experiment
+from mcunas.data import AudioAugmentConfig, load_dataset, load_dataset_at, load_speech_commands
 from mcunas.data.config import DatasetConfig, SpeechCommandsConfig
-from mcunas.data import AudioAugmentConfig, load_dataset, load_speech_commands
 from mcunas.data.audio_augment import ClipRecipe, draw_augmentations, mix_at_snr, render_clip, time_shift
+from mcunas.data.config import DatasetConfig, SpeechCommandsConfig
 from mcunas.data.espeak import PRESETS, build_espeak_dataset
 from mcunas.data.speech_commands import (
     CACHE_DIR_NAME,
@@ -209,6 +210,14 @@ def _serve(folder: Path):
     return server
 
 
+def test_audio_data_has_one_input_size(espeak_dataset: Path, tmp_path: Path):
+    cfg = DatasetConfig(name="speech_commands", data_dir=espeak_dataset,
+                        speech_commands=SpeechCommandsConfig(feature_cache_dir=tmp_path, augment=NO_AUGMENT))
+    assert load_dataset_at(cfg, (49, 10)).input_size == (49, 10)
+    with pytest.raises(DatasetError, match=r"'speech_commands' gives 49x10 inputs .* asks for 32x32"):
+        load_dataset_at(cfg, (32, 32))
+
+
 def test_download_checks_the_sha256_and_extracts(espeak_dataset: Path, tmp_path: Path):
     served = tmp_path / "served"
     served.mkdir()
@@ -251,15 +260,22 @@ def test_config_section(espeak_dataset: Path, tmp_path: Path):
         {"name": "kws", "dataset": {"name": "speech_commands", "data_dir": "speech",
                                     "speech_commands": {"task": 12, "front_end": {"arithmetic": "f32", "window_ms": 40},
                                                         "augment": {"copies": 2, "snr_db_min": 0},
-                                                        "feature_cache_dir": "cache"}}},
+                                                        "feature_cache_dir": "cache"}},
+         "space": {"name": "dscnn"}},
         base_dir=espeak_dataset.parent,
     )
     options = experiment.dataset.speech_commands
     assert options.front_end.fft_samples == 1024 and options.augment.copies == 2
     assert options.feature_cache_dir == espeak_dataset.parent / "cache"
+    assert experiment.dataset.front_end is options.front_end and experiment.dataset.input_size == (49, 10)
     assert parse_experiment(experiment.to_dict()) == experiment  # round trip through the run directory
-    default = parse_experiment({"name": "kws", "dataset": {"name": "speech_commands", "data_dir": str(espeak_dataset)}})
-    assert default.dataset.speech_commands is None
+    default = parse_experiment({"name": "kws", "dataset": {"name": "speech_commands", "data_dir": str(espeak_dataset)},
+                                "space": {"name": "dscnn"}})
+    assert default.dataset.speech_commands is None and default.dataset.front_end == FrontEndConfig()
+    log_mel = parse_experiment({"name": "kws", "space": {"name": "dscnn", "stem_kernels": [[10, 8]]},
+                                "dataset": {"name": "speech_commands", "data_dir": str(espeak_dataset),
+                                            "speech_commands": {"front_end": {"features": "log_mel"}}}})
+    assert log_mel.dataset.input_size == (49, 40)  # the space is checked at the data's input size
 
 
 @pytest.mark.parametrize(
@@ -279,4 +295,19 @@ def test_config_section(espeak_dataset: Path, tmp_path: Path):
 def test_config_errors(espeak_dataset: Path, dataset, message):
     dataset = {"data_dir": str(espeak_dataset), **dataset} if dataset["name"] == "speech_commands" else dataset
     with pytest.raises(ConfigError, match=message):
-        parse_experiment({"name": "kws", "dataset": dataset})
+        parse_experiment({"name": "kws", "dataset": dataset, "space": {"name": "dscnn"}})
+
+
+@pytest.mark.parametrize(
+    ("space", "message"),
+    [
+        ({"name": "mobilenetv2"}, r"space\.name: space 'mobilenetv2' takes square inputs, the dataset's are 49x10"),
+        ({"name": "dscnn", "input_size": [40, 10]},
+         r"space\.input_size: \[40, 10\] is not the dataset's input \[49, 10\] \(leave it out"),
+        ({"name": "dscnn", "stem_kernels": [[10, 12]]}, r"space\.stem_kernels\[0\]: larger than input_size \[49, 10\]"),
+    ],
+)
+def test_space_must_take_the_front_end_input(espeak_dataset: Path, space, message):
+    with pytest.raises(ConfigError, match=message):
+        parse_experiment({"name": "kws", "dataset": {"name": "speech_commands", "data_dir": str(espeak_dataset)},
+                          "space": space})

@@ -9,7 +9,7 @@ splits at the configured resolution, with the per-channel mean/std used (see
 
 from mcunas.data.audio_augment import AudioAugmentConfig
 from mcunas.data.espeak import build_espeak_dataset
-from mcunas.data.loader import DATASETS, load_dataset, load_raw
+from mcunas.data.loader import DATASETS, load_dataset, load_dataset_at, load_raw
 from mcunas.data.mnist import download_mnist, verify_mnist
 from mcunas.data.speech_commands import AudioDatasetSplits, download_speech_commands, load_speech_commands
 from mcunas.data.splits import DatasetSplits, RawDataset, Split, calibration_sample
@@ -26,6 +26,7 @@ __all__ = [
     "download_mnist",
     "download_speech_commands",
     "load_dataset",
+    "load_dataset_at",
     "load_raw",
     "load_speech_commands",
     "verify_mnist",

@@ -60,6 +60,20 @@ class DatasetConfig(Section):
 
     _resolve_data_dir = field_validator("data_dir")(resolve_path)
 
+    @property
+    def front_end(self) -> FrontEndConfig | None:
+        """The audio front end computing the model input (speech_commands), else None (images)."""
+        if self.name not in AUDIO_DATASETS:
+            return None
+        return (self.speech_commands or SpeechCommandsConfig()).front_end
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        """(height, width) of one sample as loaded: the front end's frames x features for audio,
+        ``resolution x resolution`` for images."""
+        front_end = self.front_end
+        return front_end.input_shape if front_end is not None else (self.resolution, self.resolution)
+
 
 def dataset_problems(dataset: DatasetConfig) -> list[str]:
     """Checks across the section's fields and against the file system, one line per problem."""

@@ -84,3 +84,25 @@ def load_dataset(cfg: DatasetConfig, seed: int = 0) -> DatasetSplits:
         max_train_samples=cfg.max_train_samples,
         max_test_samples=cfg.max_test_samples,
     )
+
+
+def load_dataset_at(cfg: DatasetConfig, input_size: tuple[int, int] | None, seed: int = 0) -> DatasetSplits:
+    """:func:`load_dataset` with samples of ``input_size`` (height, width); None: ``cfg.input_size``.
+
+    Images are resized to any square size; audio features come in the front end's one shape.
+
+    Raises:
+        DatasetError: the dataset cannot give samples of that size (the message names both sizes).
+    """
+    size = cfg.input_size if input_size is None else (int(input_size[0]), int(input_size[1]))
+    if size == cfg.input_size:
+        return load_dataset(cfg, seed)
+    height, width = size
+    native = "x".join(map(str, cfg.input_size))
+    if cfg.name in AUDIO_DATASETS:
+        raise DatasetError(f"dataset {cfg.name!r} gives {native} inputs (its front end's frames x features); "
+                           f"an architecture asks for {height}x{width}: change the front end or the architecture")
+    if height != width:
+        raise DatasetError(f"dataset {cfg.name!r} gives square images (resized to n x n); an architecture asks "
+                           f"for {height}x{width}")
+    return load_dataset(cfg.model_copy(update={"resolution": height}), seed)

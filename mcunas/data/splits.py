@@ -65,6 +65,12 @@ class DatasetSplits:
     mean: tuple[float, ...]
     std: tuple[float, ...]
 
+    @property
+    def input_size(self) -> tuple[int, int]:
+        """(height, width) of one sample (``resolution x resolution`` for images)."""
+        _, _, height, width = self.train.x.shape
+        return int(height), int(width)
+
 
 def stratified_split(labels: np.ndarray, n_first: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Split indices of ``labels`` into ``n_first`` and the rest, keeping class proportions.

@@ -1,6 +1,6 @@
 """``mcunas estimate``: SRAM, flash and latency of an architecture (file or block string) or a ``.tflite`` on a board.
 
-    mcunas estimate ARCH.json|BLOCK_STRING|MODEL.tflite --board NAME [--runtime R] [--profile P] [--per-op] [--json]
+    mcunas estimate ARCH.json|BLOCK_STRING|MODEL.tflite --board NAME [--runtime R] [--profile P] [--config C] [--per-op] [--json]
     mcunas estimate calibrate [MEASUREMENTS.csv] [--ticks LOG --ticks-model MODEL.tflite [--tick-hz HZ]]
                               --board NAME [--runtime R] --out PROFILE.json
 
@@ -8,6 +8,8 @@
 ``tflite_path,measured_ms``, paths relative to the CSV) and/or a per-op tick log as TFLM's
 MicroProfiler prints it (``LogCsv`` or ``LogTicksPerTagCsv``; the deployment bundle's
 ``profile_main.cc`` prints one in CPU cycles); pass the written file back with ``--profile``.
+``--config`` counts the audio front end of an experiment's dataset (keyword spotting) in SRAM
+and flash, as the search does.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ if TYPE_CHECKING:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.usage = (
-        "mcunas estimate (ARCH.json | BLOCK_STRING | MODEL.tflite) --board NAME [--runtime R] [--profile P] [--per-op] [--json]\n"
+        "mcunas estimate (ARCH.json | BLOCK_STRING | MODEL.tflite) --board NAME [--runtime R] [--profile P] [--config C] [--per-op] [--json]\n"
         "       mcunas estimate calibrate [MEASUREMENTS.csv] [--ticks LOG --ticks-model MODEL.tflite] "
         "--board NAME [--runtime R] --out PROFILE.json"
     )
@@ -44,6 +46,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--runtime", default=DEFAULT_RUNTIME, choices=RUNTIMES)
     parser.add_argument("--profile", type=Path, help="latency profile JSON (from `mcunas estimate calibrate`)")
     parser.add_argument("--max-latency-ms", type=float, help="latency ceiling to check (ms)")
+    parser.add_argument("--max-activation-bytes", type=int,
+                        help="activation budget to check (bytes of the planned arena without its persistent tail, as μNAS counts)")
+    parser.add_argument("--max-param-bytes", type=int, help="parameter budget to check (bytes of int8 weights and int32 biases)")
+    parser.add_argument("--max-arena-bytes", type=int, help="arena budget to check (bytes of the whole 32-bit TFLM arena)")
+    parser.add_argument("--max-model-bytes", type=int, help="model budget to check (bytes of the .tflite file)")
+    parser.add_argument("--config", type=Path,
+                        help="experiment YAML: count its dataset's audio front end (features.c) in SRAM and flash")
     parser.add_argument(
         "--per-op",
         action="store_true",
@@ -67,7 +76,15 @@ def run(args: argparse.Namespace) -> int:
 
     board = load_board(args.board)
     graph = _graph(Path(args.inputs[0]))
-    cost = estimate(graph, board, args.runtime, profile=args.profile, max_latency_ms=args.max_latency_ms)
+    front_end = None
+    if args.config is not None:
+        from mcunas.config import load_experiment
+
+        front_end = load_experiment(args.config).dataset.front_end
+    cost = estimate(graph, board, args.runtime, profile=args.profile, max_latency_ms=args.max_latency_ms,
+                    max_activation_bytes=args.max_activation_bytes, max_param_bytes=args.max_param_bytes,
+                    max_arena_bytes=args.max_arena_bytes, max_model_bytes=args.max_model_bytes,
+                    front_end=front_end)
     rows = _per_op_rows(graph, board, args) if args.per_op else None
     if args.json:
         data = cost.to_dict()
@@ -123,14 +140,19 @@ def _table(cost: Cost, board: Board, model_name: str) -> str:
         ("board", f"{board.name} ({board.mcu}, {board.core} @ {board.clock_mhz:g} MHz)"),
         ("runtime", cost.runtime),
         ("MACs", f"{cost.macs:,}"),
-        ("params", f"{cost.params:,}"),
+        ("params", f"{cost.params:,} ({_kb(cost.param_bytes)})"),
+        ("activations (planned)", _kb(cost.activation_bytes)),
         ("arena (32-bit target)", _kb(cost.arena_bytes)),
         ("arena (64-bit host)", _kb(cost.arena_bytes_host)),
-        ("SRAM (arena + reserve)", f"{_kb(cost.sram_bytes)} of {_kb(board.sram_bytes)}"),
+        ("SRAM (arena + reserve" + (" + front end" if cost.frontend_ram_bytes else "") + ")",
+         f"{_kb(cost.sram_bytes)} of {_kb(board.sram_bytes)}"),
         ("model", _kb(cost.model_bytes)),
-        ("flash (model + runtime)", f"{_kb(cost.flash_bytes)} of budget {_kb(board.flash_budget_bytes)}"),
+        ("flash (model + runtime" + (" + front end" if cost.frontend_flash_bytes else "") + ")",
+         f"{_kb(cost.flash_bytes)} of budget {_kb(board.flash_budget_bytes)}"),
         ("latency", latency),
     ]
+    if cost.frontend_flash_bytes or cost.frontend_ram_bytes:
+        rows.append(("front end (features.c)", f"flash {_kb(cost.frontend_flash_bytes)}, RAM {_kb(cost.frontend_ram_bytes)}"))
     if cost.latency_assumed_ops:
         rows.append(("latency assumed", f"{cost.latency_assumed_pct:.1f}% in {', '.join(cost.latency_assumed_ops)}"))
     rows += [

@@ -1,7 +1,7 @@
 """The estimator entry point: :func:`estimate` -> :class:`Cost` of one graph on one board.
 
 A Cost is made in one place, :func:`cost_of`, from the :class:`CostFigures` of a network (its
-MACs, parameters, arenas, file size, op kinds and latency): :class:`GraphFigures` computes them
+MACs, parameters, arenas, planned activations, file size, op kinds and latency): :class:`GraphFigures` computes them
 from a graph with the estimator modules (what :func:`estimate` does), and
 :mod:`mcunas.estimators.fast` from cached parts of a search space's architecture.
 
@@ -12,6 +12,11 @@ that is not a violation unless a latency ceiling was asked for, which then canno
 The latency comes with its interval (``latency_ms_low``/``latency_ms_high``, from the fit's
 leave-one-out errors, see :mod:`mcunas.estimators.latency`) and the ops whose cost is assumed
 rather than fitted (``latency_assumed_ops``, ``latency_assumed_pct``).
+
+A keyword-spotting model runs behind an audio front end (``features.c``, CMSIS-DSP): given its
+:class:`mcunas.frontend.FrontEndConfig`, its flash (tables and code) and RAM (buffers, stack, the
+PCM clip) from :func:`mcunas.frontend.frontend_memory_bytes` are part of ``flash_bytes`` and
+``sram_bytes``, so the one budget check covers them.
 """
 
 from __future__ import annotations
@@ -19,13 +24,16 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from mcunas.estimators.board import Board, load_board
 from mcunas.estimators.budget import broken_limits, limits
 from mcunas.estimators.latency import LatencyEstimate, Profile, default_profile, resolve_profile, unavailable_reason
 from mcunas.estimators.runtime import DEFAULT_RUNTIME, kernels_of
 from mcunas.graph.ir import Graph
+
+if TYPE_CHECKING:
+    from mcunas.frontend.config import FrontEndConfig
 
 
 @dataclass
@@ -39,15 +47,20 @@ class Cost:
         params: weight and bias elements.
         arena_bytes: TFLM tensor arena on the 32-bit target.
         arena_bytes_host: TFLM tensor arena of the 64-bit host build (what ``mcunas.tflm`` measures).
-        sram_bytes: arena + the board's SRAM reserve.
+        activation_bytes: the arena's planned part: activations and kernel scratch buffers as
+            TFLM's greedy planner places them, without the persistent tail (μNAS's "peak
+            memory usage"; see :mod:`mcunas.estimators.budget`).
+        param_bytes: int8 weights and int32 biases (μNAS's "model size").
+        sram_bytes: arena + the board's SRAM reserve + the front end's RAM.
         model_bytes: size of the ``.tflite`` flatbuffer.
-        flash_bytes: model + TFLM runtime code for the op kinds and kernels used.
+        flash_bytes: model + TFLM runtime code for the op kinds and kernels used + the front end's flash.
         latency_ms: one inference at the board's clock; None where the board has no latency model.
         fits: True when no budget is violated.
         violations: one human-readable line per violated budget.
         latency_ms_low, latency_ms_high: the latency interval (ms); None with ``latency_ms``.
         latency_assumed_ops: ``"KIND (class) xN"`` for ops costed by assumption (no instruction data).
         latency_assumed_pct: share of ``latency_ms`` spent in those ops (percent).
+        frontend_flash_bytes, frontend_ram_bytes: the audio front end's flash and RAM (0 without one).
     """
 
     board: str
@@ -56,6 +69,8 @@ class Cost:
     params: int
     arena_bytes: int
     arena_bytes_host: int
+    activation_bytes: int
+    param_bytes: int
     sram_bytes: int
     model_bytes: int
     flash_bytes: int
@@ -66,6 +81,8 @@ class Cost:
     latency_ms_high: float | None = None
     latency_assumed_ops: list[str] = field(default_factory=list)
     latency_assumed_pct: float | None = None
+    frontend_flash_bytes: int = 0
+    frontend_ram_bytes: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict with exactly the documented keys."""
@@ -87,8 +104,15 @@ class CostFigures(Protocol):
     def params(self) -> int:
         """Weight and bias elements."""
 
+    @property
+    def param_bytes(self) -> int:
+        """Bytes of the weights and biases as stored (int8, int32)."""
+
     def arena_bytes_pair(self, kernels: str) -> tuple[int, int]:
         """(32-bit arena with ``kernels``, 64-bit host arena with the reference kernels), bytes."""
+
+    def activation_bytes(self, kernels: str) -> int:
+        """The 32-bit arena's planned part with ``kernels`` (no persistent tail), bytes."""
 
     def model_bytes(self) -> int:
         """Size of the ``.tflite`` file (bytes)."""
@@ -114,10 +138,19 @@ class GraphFigures:
     def params(self) -> int:
         return self.graph.params
 
+    @property
+    def param_bytes(self) -> int:
+        return self.graph.param_bytes
+
     def arena_bytes_pair(self, kernels: str) -> tuple[int, int]:
         from mcunas.estimators import memory
 
         return memory.arena_bytes_pair(self.graph, kernels)
+
+    def activation_bytes(self, kernels: str) -> int:
+        from mcunas.estimators import memory
+
+        return memory.plan_bytes(self.graph, kernels, "cortex-m")
 
     def model_bytes(self) -> int:
         from mcunas.estimators import flash
@@ -148,6 +181,11 @@ def cost_of(
     profile: Profile | str | Path | None = None,
     max_latency_ms: float | None = None,
     latency_bound: str = "point",
+    max_activation_bytes: int | None = None,
+    max_param_bytes: int | None = None,
+    max_arena_bytes: int | None = None,
+    max_model_bytes: int | None = None,
+    front_end: FrontEndConfig | None = None,
 ) -> Cost:
     """The :class:`Cost` of a network of ``figures`` on ``board``, budgets checked: the one place a
     Cost is made (:func:`estimate` for a graph, :func:`mcunas.estimators.fast.estimate_arch` for
@@ -162,8 +200,14 @@ def cost_of(
         max_latency_ms: optional latency ceiling (ms).
         latency_bound: what the ceiling is checked against: ``point`` (``latency_ms``) or
             ``upper`` (``latency_ms_high``), see :data:`mcunas.estimators.budget.LATENCY_BOUNDS`.
+        max_activation_bytes, max_param_bytes, max_arena_bytes, max_model_bytes: optional byte
+            budgets on ``activation_bytes`` and ``param_bytes`` (μNAS's counts), ``arena_bytes``
+            and ``model_bytes`` (what TFLM allocates, what the board stores).
+        front_end: the audio front end that computes the model's input on the device, if any:
+            its flash and RAM count in ``flash_bytes`` and ``sram_bytes``.
     """
     from mcunas.estimators import flash
+    from mcunas.frontend.memory import frontend_memory_bytes
 
     kernels = kernels_of(runtime)
     board = load_board(board)
@@ -175,6 +219,7 @@ def cost_of(
         latency = figures.latency(resolve_profile(board, runtime, profile), board)
     elif unavailable_reason(board, runtime) is None:
         latency = figures.latency(default_profile(board.core, runtime), board)
+    frontend_flash, frontend_ram = frontend_memory_bytes(front_end) if front_end is not None else (0, 0)
     cost = Cost(
         board=board.name,
         runtime=runtime,
@@ -182,15 +227,21 @@ def cost_of(
         params=figures.params,
         arena_bytes=arena,
         arena_bytes_host=arena_host,
-        sram_bytes=arena + board.sram_reserve_bytes,
+        activation_bytes=figures.activation_bytes(kernels),
+        param_bytes=figures.param_bytes,
+        sram_bytes=arena + board.sram_reserve_bytes + frontend_ram,
         model_bytes=model,
-        flash_bytes=model + runtime_code,
+        flash_bytes=model + runtime_code + frontend_flash,
         latency_ms=None if latency is None else latency.latency_ms,
         fits=True,
+        frontend_flash_bytes=frontend_flash,
+        frontend_ram_bytes=frontend_ram,
     )
     if latency is not None:
         cost.latency_ms_low, cost.latency_ms_high = latency.low_ms, latency.high_ms
         cost.latency_assumed_ops, cost.latency_assumed_pct = list(latency.assumed_ops), latency.assumed_pct
-    cost.violations = broken_limits(cost, limits(board, max_latency_ms, latency_bound))
+    board_limits = limits(board, max_latency_ms, latency_bound, max_activation_bytes, max_param_bytes,
+                          max_arena_bytes, max_model_bytes)
+    cost.violations = broken_limits(cost, board_limits)
     cost.fits = not cost.violations
     return cost

@@ -10,17 +10,18 @@ classifier) -- and each part's ops depend only on its layers and its input shape
 a part is seen, its graph is built with the functions that build whole graphs
 (:func:`mcunas.spaces.graph_builder.emit_block`, ``emit_head``, ``LAYER_EMITTERS``) and the
 reference estimators read it: the arena facts (:func:`mcunas.estimators.memory.arena_facts`),
-the flash model's tensor counts and name-replay inputs (:mod:`mcunas.estimators.flash`), the
+the flash model's terms (:func:`mcunas.estimators.flash.tensor_terms`, ``op_terms``), the
 latency signatures (:func:`mcunas.estimators.kernels.op_signature`) and, per profile and board,
 their cycles (:meth:`Profile.signature_costs`). The facts go into tables (numpy arrays, a row
 per part). An architecture's estimate combines its parts' rows with the reference code:
 
 * arena: the parts' planner buffers are stitched (a part's input buffer is the previous part's
   output, living until its last use there) and planned by the compiled planner
-  (:mod:`mcunas.estimators.fast_chain`); the tail is :func:`memory.tail_of_facts` of the parts'
-  summed :class:`memory.TailFacts` (padding constants shared across parts counted once);
-* flash: :func:`flash.replay_name_chars` over the parts' ops in order, then
-  :func:`flash.file_bytes` of the summed counts; the runtime code as for any graph;
+  (:mod:`mcunas.estimators.fast_chain`); that plan on the 32-bit target is also
+  ``activation_bytes``; the tail is :func:`memory.tail_of_facts` of the parts' summed
+  :class:`memory.TailFacts` (padding constants shared across parts counted once);
+* flash: :func:`flash.bytes_of_terms` of the parts' summed :class:`flash.ModelTerms` (the
+  duplicate padding constants taken out); the runtime code as for any graph;
 * latency: :meth:`Profile.latency_of` of the parts' op cycles, added in execution order;
 * the Cost itself, budgets included, is made by :func:`mcunas.estimators.cost.cost_of`, the
   function ``estimate()`` uses.
@@ -28,7 +29,7 @@ per part). An architecture's estimate combines its parts' rows with the referenc
 So no part of the cost model is written twice; the compiled loops only add, stitch and plan
 (the planner is tested against the reference's). A part whose facts cannot be added (builtin
 parameters that leave the tail unaligned, a part graph whose input is not its first planner
-buffer, a PAD that ends it) sends its architecture through the reference path; :func:`cache_info`
+buffer) sends its architecture through the reference path; :func:`cache_info`
 counts such fallbacks. Layer kinds need nothing here: a part is built by the graph builder,
 whatever its layers, and read by the estimators.
 
@@ -71,14 +72,13 @@ _BUILDS: tuple[tuple[str, str], ...] = tuple((target, kernels) for target in mem
 # Column of the parts table where each build's scratch buffers start (their count follows).
 _SCRATCH_COLUMNS = {build: fast_chain.PART_COLUMNS + 2 * index for index, build in enumerate(_BUILDS)}
 # The per-part integers that add up over a chain, one column each in the counts table:
-# macs, params, ops, op input/output indices, the flash.tensor_terms of its tensors (the
-# input counted by the part that makes it), memory.TailFacts' builtin and prepare bytes per
-# target and request counts (memory.REQUEST_KEYS), and last (where fast_chain.compose reads
-# them) flash.name_counts.
-_MACS, _PARAMS, _OPS, _REFS, _TERMS, _BUILTIN_HOST, _BUILTIN_M32, _PREPARE_HOST, _PREPARE_M32 = (
-    0, 1, 2, 3, slice(4, 9), 9, 10, 11, 12)
-_REQUESTS = slice(13, 13 + len(memory.REQUEST_KEYS))
-_COUNT_COLUMNS = _REQUESTS.stop + 3
+# macs, params, param bytes, ops, the flash model's exact bytes (flash.tensor_terms of its
+# tensors, the input counted by the part that makes it, and flash.op_terms of its ops) and
+# constant tensors, memory.TailFacts' builtin and prepare bytes per target and request counts
+# (memory.REQUEST_KEYS).
+_MACS, _PARAMS, _PARAM_BYTES, _OPS, _EXACT, _CONSTANTS, _BUILTIN_HOST, _BUILTIN_M32, _PREPARE_HOST, _PREPARE_M32 = range(10)
+_REQUESTS = slice(10, 10 + len(memory.REQUEST_KEYS))
+_COUNT_COLUMNS = _REQUESTS.stop
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -148,27 +148,27 @@ class _Tables:
         self.counts = _Rows(_COUNT_COLUMNS)
         self.buffers = _Rows(3)  # planner buffers: bytes, first step, last step
         self.scratch = {build: _Rows(2) for build in _BUILDS}  # bytes, step
-        self.named = _Rows(len(flash.NamedOp._fields) + 1)  # and the op's kind id
-        self.pads = _Rows(7)  # padding key id, paddings tensor, its flash.tensor_terms
+        self.kind_counts = _Rows(2)  # op kind id, ops of that kind: kinds in order of first appearance
+        self.pads = _Rows(3)  # padding key id, the paddings tensor's flash.tensor_terms
         self.keys: dict[tuple[int, ...], int] = {}  # padding key -> id
         self.kinds: dict[str, int] = {}  # op kind -> id
         self.kind_names: list[str] = []
-        self.counter_chars = np.array(flash.COUNTER_CHARS, np.int64)
         self.cycles: dict[tuple[int, int], _Cycles] = {}  # by (id(profile), id(board))
 
-    def add(self, graph: Graph, plan: memory.PlanFacts, named: list[flash.NamedOp], counts: list[int], output_buffer: int,
-            pads: list) -> int:
+    def add(self, graph: Graph, plan: memory.PlanFacts, kind_counts: dict[str, int], counts: list[int],
+            output_buffer: int, pads: list) -> int:
         """Enter a part: its graph's planner buffers (``output_buffer``: the position of its
-        output among them), ops, NamedOps, output, tensors, PAD entries (padding key, paddings
-        tensor, terms), counts and every build's scratch buffers; returns its row."""
-        for op in graph.ops:
-            if op.kind not in self.kinds:
-                self.kinds[op.kind] = len(self.kind_names)
-                self.kind_names.append(op.kind)
-        named = [(*named_op, self.kinds[op.kind]) for named_op, op in zip(named, graph.ops)]
-        entries = [(self.keys.setdefault(key, len(self.keys)), tensor, *terms) for key, tensor, terms in pads]
+        output among them), ops, ops per kind (in order of first appearance), tensors, PAD
+        entries (padding key, the paddings tensor's terms), counts and every build's scratch
+        buffers; returns its row."""
+        for kind in kind_counts:
+            if kind not in self.kinds:
+                self.kinds[kind] = len(self.kind_names)
+                self.kind_names.append(kind)
+        kinds = [(self.kinds[kind], ops) for kind, ops in kind_counts.items()]
+        entries = [(self.keys.setdefault(key, len(self.keys)), *terms) for key, terms in pads]
         columns = [self.buffers.extend(list(zip(plan.sizes, plan.firsts, plan.lasts))), len(plan.sizes), output_buffer,
-                   len(graph.ops), self.named.extend(named), graph.outputs[0], len(graph.tensors),
+                   len(graph.ops), self.kind_counts.extend(kinds), len(kinds), len(graph.tensors),
                    self.pads.extend(entries), len(entries)]
         for build, table in self.scratch.items():
             sizes, steps, _ = plan.scratch(*build)
@@ -178,13 +178,13 @@ class _Tables:
 
     def flush(self) -> None:
         """Write the parts entered since the last flush to the arrays."""
-        for table in (self.parts, self.counts, self.buffers, self.named, self.pads, *self.scratch.values()):
+        for table in (self.parts, self.counts, self.buffers, self.kind_counts, self.pads, *self.scratch.values()):
             table.flush()
 
     def compose(self, rows: np.ndarray) -> tuple:
         """:func:`mcunas.estimators.fast_chain.compose` of the chain of parts ``rows``."""
-        return fast_chain.compose(rows, self.parts.array, self.counts.array, self.named.array, self.pads.array,
-                                  max(1, len(self.keys)), len(self.kinds), self.counter_chars)
+        return fast_chain.compose(rows, self.parts.array, self.counts.array, self.kind_counts.array, self.pads.array,
+                                  max(1, len(self.keys)), max(1, len(self.kinds)))
 
     def heads(self, rows: np.ndarray, kernels: str) -> tuple[int, int]:
         """The arena heads (bytes) of the chain of parts ``rows`` on the 32-bit target with
@@ -242,26 +242,23 @@ def _make_part(tables: _Tables, graph: Graph, position: str) -> _Part:
     output = graph.outputs[0]
     buffers = [index for index, tensor in enumerate(tensors) if not tensor.is_constant and tensor.nbytes]
     output_buffer = buffers.index(output) if output in buffers else -1
-    named = flash.named_ops(graph)
     pads = []
     for index, op in enumerate(ops):
         key = memory.shared_padding_key(graph, index)
         if key is not None:
-            pads.append((key, op.inputs[1], flash.tensor_terms([tensors[op.inputs[1]]])))
+            pads.append((key, flash.tensor_terms([tensors[op.inputs[1]]])))
     # Stitching needs the input first among the planner buffers and the output after it; the
     # builtin-parameter phases of consecutive parts add up when each ends on the largest
-    # alignment (memory.TailFacts); the name replay carries no PAD's skipped layers into the
-    # next part when no part ends with a PAD.
-    composable = bool(buffers) and buffers[0] == 0 and output_buffer > 0 and ops[-1].kind != "PAD" and (
+    # alignment (memory.TailFacts).
+    composable = bool(buffers) and buffers[0] == 0 and output_buffer > 0 and (
         position == "last" or all(nbytes % memory.BUILTIN_ALIGNMENT == 0 for nbytes in tail.builtin_bytes.values()))
+    exact, constants = flash.tensor_terms(tensors if position == "first" else tensors[1:])
     counts = [
-        graph.macs, graph.params, len(ops), sum([len(op.inputs) + len(op.outputs) for op in ops]),
-        *flash.tensor_terms(tensors if position == "first" else tensors[1:]),
+        graph.macs, graph.params, graph.param_bytes, len(ops), exact + flash.op_terms(ops), constants,
         tail.builtin_bytes["host"], tail.builtin_bytes["cortex-m"], tail.prepare_bytes["host"], tail.prepare_bytes["cortex-m"],
         *(tail.request_counts[key] for key in memory.REQUEST_KEYS),
-        *flash.name_counts(named),  # last: fast_chain.compose reads them there
     ]
-    row = tables.add(graph, plan, named, counts, output_buffer, pads)
+    row = tables.add(graph, plan, tail.kind_counts, counts, output_buffer, pads)
     return _Part(row, tensors[output].shape, composable, tuple(op.kind for op in ops), tail.io_channels,
                  tuple(op_signature(graph, op) for op in ops))
 
@@ -355,25 +352,33 @@ class _ChainFigures:
         self._rows = rows = np.array([part.row for part in parts], np.int64)
         composed = tables.compose(rows).tolist()
         self._counts = counts = composed[:_COUNT_COLUMNS]
-        self._tensors, self._name_bytes, self._duplicates = composed[_COUNT_COLUMNS:_COUNT_COLUMNS + 3]
-        self._duplicate_terms = composed[_COUNT_COLUMNS + 3:_COUNT_COLUMNS + 8]
-        self._duplicate_name_bytes = composed[_COUNT_COLUMNS + 8]
+        self._tensors, self._duplicates, self._duplicate_exact, self._duplicate_constants = (
+            composed[_COUNT_COLUMNS:_COUNT_COLUMNS + 4])
         self.macs: int = counts[_MACS]
         self.params: int = counts[_PARAMS]
-        # ops per kind, kinds in order of first appearance (as memory.arena_facts counts them)
-        kinds = composed[_COUNT_COLUMNS + 9:]
+        self.param_bytes: int = counts[_PARAM_BYTES]
+        # ops per kind, kinds in order of first appearance (as memory.arena_facts and
+        # flash.model_terms count them)
+        kinds = composed[_COUNT_COLUMNS + 4:]
         distinct = len(kinds) // 2
         names = tables.kind_names
         self._kind_counts = {names[kind]: ops for kind, ops in zip(kinds[:distinct], kinds[distinct:])}
-        self._arenas: dict[str, tuple[int, int]] = {}  # by kernel library: the figures serve several boards
+        self._arenas: dict[str, tuple[int, int, int]] = {}  # by kernel library: the figures serve several boards
 
     def arena_bytes_pair(self, kernels: str) -> tuple[int, int]:
+        return self._arena_figures(kernels)[:2]
+
+    def activation_bytes(self, kernels: str) -> int:
+        return self._arena_figures(kernels)[2]
+
+    def _arena_figures(self, kernels: str) -> tuple[int, int, int]:
+        """(32-bit arena, host arena, 32-bit head) with ``kernels`` (computed once per library)."""
         found = self._arenas.get(kernels)
         if found is None:
-            found = self._arenas[kernels] = self._arena_bytes_pair(kernels)
+            found = self._arenas[kernels] = self._compute_arenas(kernels)
         return found
 
-    def _arena_bytes_pair(self, kernels: str) -> tuple[int, int]:
+    def _compute_arenas(self, kernels: str) -> tuple[int, int, int]:
         counts = self._counts
         tail = memory.TailFacts(
             {"host": counts[_BUILTIN_HOST], "cortex-m": counts[_BUILTIN_M32]},
@@ -385,12 +390,13 @@ class _ChainFigures:
             (self._parts[0].io_channels[0], self._parts[-1].io_channels[1]),
         )
         head, head_host = self._tables.heads(self._rows, kernels)
-        return head + memory.tail_of_facts(tail, "cortex-m", kernels), head_host + memory.tail_of_facts(tail, "host", "reference")
+        return (head + memory.tail_of_facts(tail, "cortex-m", kernels),
+                head_host + memory.tail_of_facts(tail, "host", "reference"), head)
 
     def model_bytes(self) -> int:
         counts = self._counts
-        return flash.file_bytes(len(self._kind_counts), counts[_OPS], counts[_REFS], counts[_TERMS], self._name_bytes,
-                                self._duplicate_terms, self._duplicate_name_bytes)
+        return flash.bytes_of_terms(flash.ModelTerms(counts[_EXACT] - self._duplicate_exact, len(self._kind_counts),
+                                                     counts[_CONSTANTS] - self._duplicate_constants, self._kind_counts))
 
     def op_kinds(self) -> Iterable[str]:
         return self._kind_counts.keys()
@@ -425,7 +431,8 @@ def arch_figures(space: Space, arch: Any) -> CostFigures:
 def estimate_arch(space: Space, arch: Any, board: Board | str | Path, runtime: str = DEFAULT_RUNTIME, **options: Any) -> Cost:
     """The Cost of ``arch`` of ``space``, equal to ``estimate(space.graph(arch), board, runtime,
     **options)`` (:func:`mcunas.estimators.cost.estimate`; ``options``: its keyword options, e.g.
-    ``profile``, ``max_latency_ms``, ``latency_bound``), from cached parts (see the module
+    ``profile``, ``max_latency_ms``, ``latency_bound``, the byte budgets, ``front_end``), from
+    cached parts (see the module
     docstring)."""
     return cost_of(arch_figures(space, arch), board, runtime, **options)
 

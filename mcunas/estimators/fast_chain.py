@@ -2,8 +2,8 @@
 
 A graph made of parts that run one after the other (each part's graph input is the previous
 part's output; :mod:`mcunas.estimators.fast`) is given as the parts' rows in tables of their
-facts. :func:`compose` adds the parts' counts and names their tensors (running
-:func:`mcunas.estimators.flash.replay_name_chars` itself, compiled);
+facts. :func:`compose` adds the parts' counts (flash terms, tail facts, ops per kind) and
+takes out the padding constants the converter stores once;
 :func:`chain_cycles` adds their ops' cycles in execution order (as ``Profile.latency_of`` does);
 :func:`chain_plan_bytes` stitches their planner buffers and places them as TFLM's
 ``GreedyMemoryPlanner`` does. The placement rule is the one of
@@ -24,16 +24,11 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from mcunas.estimators import flash
 
 # Columns of the parts table: where a part's planner buffers are and which is its output, its
-# ops, where its NamedOps are, its output tensor, its tensors, where its PAD entries are.
-BUFFER_START, BUFFER_COUNT, OUTPUT_BUFFER, OP_COUNT, NAMED_START, OUTPUT, TENSORS, PADS_START, PADS_COUNT = range(9)
+# ops, where its ops per kind are, its tensors, where its PAD entries are.
+BUFFER_START, BUFFER_COUNT, OUTPUT_BUFFER, OP_COUNT, KINDS_START, KINDS_COUNT, TENSORS, PADS_START, PADS_COUNT = range(9)
 PART_COLUMNS = 9
-
-# The reference's functions themselves, compiled.
-_replay_name_chars = njit(cache=True)(flash.replay_name_chars)
-_name_bytes = njit(cache=True)(flash.name_bytes)
 
 
 @njit(cache=True)
@@ -197,82 +192,57 @@ def chain_plan_bytes(
 
 
 @njit(cache=True)
-def compose(rows, parts, counts, named, pads, keys, kinds, counter_chars):
+def compose(rows, parts, counts, kind_counts, pads, keys, kinds):
     """What the graph of the parts ``rows`` (in execution order) adds up to, in one array: the
-    sum of their ``counts`` (whose last three columns are their :func:`flash.name_counts`); its
-    tensors; the bytes of its tensor names; of the duplicate padding constants their number, the
-    sum of their 5 ``flash.tensor_terms`` and the bytes of their names; its op kinds (ids <
-    ``kinds``) in order of first appearance, then the ops of each.
+    sum of their ``counts``; its tensors; of the duplicate padding constants their number and
+    the sum of their 2 :func:`flash.tensor_terms`; its op kinds (ids < ``kinds``) in order of
+    first appearance, then the ops of each.
 
-    Part ``r``'s tensors: ``parts[r, TENSORS]`` (its input included), output
-    ``parts[r, OUTPUT]``; part 0's tensors are the graph's first; a later part's input is the
-    previous part's output and its tensor ``i > 0`` is the graph's ``offset + i``. Its NamedOps
-    are ``named[parts[r, NAMED_START]:][:parts[r, OP_COUNT]]`` (then the op's kind id); the names are those of
-    :func:`flash.replay_name_chars` over all ops. Its PAD entries are
-    ``pads[parts[r, PADS_START]:][:parts[r, PADS_COUNT]]`` as (padding key id < ``keys``,
-    paddings tensor, its 5 terms); every paddings tensor after the first of its key is a
-    duplicate (as ``memory.duplicate_constant_indices``).
+    Part ``r`` has ``parts[r, TENSORS]`` tensors, its input included (a later part's input is
+    the previous part's output); its ops per kind are
+    ``kind_counts[parts[r, KINDS_START]:][:parts[r, KINDS_COUNT]]`` as (kind id, ops), kinds
+    in order of first appearance in the part. Its PAD entries are
+    ``pads[parts[r, PADS_START]:][:parts[r, PADS_COUNT]]`` as (padding key id < ``keys``, the
+    paddings tensor's 2 terms); every paddings tensor after the first of its key is a duplicate
+    (as ``memory.duplicate_constant_indices``).
     """
     count = rows.shape[0]
-    total = np.zeros(counts.shape[1], np.int64)
-    offsets = np.empty(count, np.int64)
+    columns = counts.shape[1]
+    total = np.zeros(columns, np.int64)
     placed = 0
-    ops = 0
-    for k in range(count):
-        row = rows[k]
-        for column in range(counts.shape[1]):
-            total[column] += counts[row, column]
-        offset = placed - 1 if k > 0 else 0
-        offsets[k] = offset
-        placed = offset + parts[row, TENSORS]
-        ops += parts[row, OP_COUNT]
-    flat = np.empty((ops, 7), np.int64)
     kind_ops = np.zeros(kinds, np.int64)
     kind_order = np.empty(kinds, np.int64)
     distinct = 0
-    at = 0
+    seen = np.zeros(keys, np.bool_)
+    found = 0
+    duplicate_terms = np.zeros(2, np.int64)
     for k in range(count):
         row = rows[k]
-        start = parts[row, NAMED_START]
-        for j in range(parts[row, OP_COUNT]):
-            for column in range(7):
-                value = named[start + j, column]
-                flat[at, column] = value + offsets[k] if column >= 4 and value >= 0 else value
-            kind = named[start + j, 7]
+        for column in range(columns):
+            total[column] += counts[row, column]
+        placed += parts[row, TENSORS] - (1 if k > 0 else 0)
+        start = parts[row, KINDS_START]
+        for j in range(parts[row, KINDS_COUNT]):
+            kind = kind_counts[start + j, 0]
             if kind_ops[kind] == 0:
                 kind_order[distinct] = kind
                 distinct += 1
-            kind_ops[kind] += 1
-            at += 1
-    names = np.empty(placed, np.int64)
-    graph_input = np.zeros(1, np.int64)
-    graph_output = np.full(1, offsets[count - 1] + parts[rows[count - 1], OUTPUT], np.int64)
-    _replay_name_chars(flat, names, total[-3:], graph_input, graph_output, counter_chars)
-    seen = np.zeros(keys, np.bool_)
-    duplicates = np.empty(placed, np.int64)
-    duplicate_terms = np.zeros(5, np.int64)
-    found = 0
-    for k in range(count):
-        row = rows[k]
+            kind_ops[kind] += kind_counts[start + j, 1]
         start = parts[row, PADS_START]
         for j in range(parts[row, PADS_COUNT]):
             key = pads[start + j, 0]
             if seen[key]:
-                duplicates[found] = offsets[k] + pads[start + j, 1]
                 found += 1
-                for term in range(5):
-                    duplicate_terms[term] += pads[start + j, 2 + term]
+                duplicate_terms[0] += pads[start + j, 1]
+                duplicate_terms[1] += pads[start + j, 2]
             seen[key] = True
-    columns = counts.shape[1]
-    packed = np.empty(columns + 9 + 2 * distinct, np.int64)
+    packed = np.empty(columns + 4 + 2 * distinct, np.int64)
     packed[:columns] = total
     packed[columns] = placed
-    packed[columns + 1] = _name_bytes(names)
-    packed[columns + 2] = found
-    packed[columns + 3:columns + 8] = duplicate_terms
-    packed[columns + 8] = _name_bytes(names[duplicates[:found]])
-    packed[columns + 9:columns + 9 + distinct] = kind_order[:distinct]
-    packed[columns + 9 + distinct:] = kind_ops[kind_order[:distinct]]
+    packed[columns + 1] = found
+    packed[columns + 2:columns + 4] = duplicate_terms
+    packed[columns + 4:columns + 4 + distinct] = kind_order[:distinct]
+    packed[columns + 4 + distinct:] = kind_ops[kind_order[:distinct]]
     return packed
 
 

@@ -13,6 +13,11 @@
   Cortex-M3/M4/M7/M33/M55/M85, ``CCOUNT`` on Xtensa, or the firmware's own ``mcunas_cycles()``)
   and prints each run in the ``LogCsv`` format of TFLM's ``MicroProfiler`` (``"Event","Tag","Ticks"``
   with ticks = cycles) over ``MicroPrintf``: the input of ``mcunas estimate calibrate --ticks``;
+* ``features.c`` / ``mcunas_features.h`` - for a keyword-spotting model, the audio front end
+  (:func:`mcunas.frontend.write_frontend_sources`): window, mel filter bank (CMSIS-DSP's packed
+  format) and DCT matrix as constant arrays and ``features_compute()``, which turns one clip of
+  16-bit PCM into the model's int8 input with CMSIS-DSP calls, the training normalization and
+  the model's input quantization;
 * ``README.md`` - how to drop the files into a TFLM firmware project.
 
 Arena size: the memory model's 32-bit prediction of ``arena_used_bytes()``, plus the
@@ -39,6 +44,7 @@ from mcunas.io import atomic_write_bytes, atomic_write_text
 
 if TYPE_CHECKING:
     from mcunas.estimators import Cost
+    from mcunas.frontend import FrontEndConfig
 
 ARENA_MARGIN_BYTES = 1024
 ARENA_MARGIN_FRACTION = 0.05
@@ -235,8 +241,10 @@ def model_config_header(
     mean: Sequence[float] | None,
     std: Sequence[float] | None,
     description: str,
+    audio: bool = False,
 ) -> str:
-    """``model_config.h``: arena size, I/O quantization and normalization, ``RegisterOps``."""
+    """``model_config.h``: arena size, I/O quantization and normalization, ``RegisterOps``
+    (``audio``: the input is computed by ``features.c``, the mean/std are in feature units)."""
     methods = resolver_methods(op_kinds)
     _, height, width, channels = input_shape
     lines = [
@@ -250,9 +258,7 @@ def model_config_header(
         "// + max(1 KiB, 5%), rounded up to 16 bytes.",
         f"constexpr int kTensorArenaSize = {arena_bytes};",
         "",
-        "// Input: int8 NHWC, batch 1. Raw pixel p (0..255) of channel c becomes",
-        "//   q = round(((p / 255.0f - kInputMean[c]) / kInputStd[c]) / kInputScale) + kInputZeroPoint,",
-        "// clamped to [-128, 127].",
+        *_input_comment(audio),
         f"constexpr int kInputHeight = {height};",
         f"constexpr int kInputWidth = {width};",
         f"constexpr int kInputChannels = {channels};",
@@ -285,14 +291,61 @@ def model_config_header(
     return "\n".join(lines)
 
 
+def _input_comment(audio: bool) -> list[str]:
+    if audio:
+        return [
+            "// Input: int8 NHWC, batch 1: frames x features x 1, computed from 1 s of 16-bit PCM by",
+            "// features_compute() of features.c (mcunas_features.h); kInputMean/kInputStd are the",
+            "// training normalization in real feature units (already applied by features.c).",
+        ]
+    return [
+        "// Input: int8 NHWC, batch 1. Raw pixel p (0..255) of channel c becomes",
+        "//   q = round(((p / 255.0f - kInputMean[c]) / kInputStd[c]) / kInputScale) + kInputZeroPoint,",
+        "// clamped to [-128, 127].",
+    ]
+
+
 def profile_main_source(description: str, runs: int = PROFILE_RUNS) -> str:
     """``profile_main.cc``: the per-op cycle profile program (see the module docstring)."""
     return PROFILE_MAIN_TEMPLATE.format(description=description.replace('"', "'"), runs=runs)
 
 
-def readme_text(description: str, arena_bytes: int, model_bytes: int, facts: dict[str, Any]) -> str:
-    """``README.md`` of the bundle: integration steps and the model's facts."""
+_IMAGE_INPUT_STEP = """3. Quantize the input: resize the image to `kInputHeight x kInputWidth` as in training (bilinear),
+   then for every pixel value `p` (0..255) of channel `c` (NHWC order, channels last):
+   `q = round(((p / 255.0f - kInputMean[c]) / kInputStd[c]) / kInputScale) + kInputZeroPoint`,
+   clamped to [-128, 127], into `interpreter->input(0)->data.int8`."""
+
+def _audio_input_step() -> str:
+    """Step 3 of the README for a model behind the audio front end."""
+    from mcunas.frontend.host_build import CMSIS_GROUPS
+
+    return f"""3. Compute the input with the front end: add `features.c` and `mcunas_features.h` to the project,
+   with CMSIS-DSP (>= 1.10: `arm_math.h` and the sources of its groups {", ".join(CMSIS_GROUPS)}).
+   Call `features_init()` once, then for each clip of `FEATURES_CLIP_SAMPLES` 16-bit mono PCM samples at
+   `FEATURES_SAMPLE_RATE_HZ` (1 s; the caller owns this buffer):
+
+```cpp
+#include "mcunas_features.h"
+
+static int16_t pcm[FEATURES_CLIP_SAMPLES];  // filled by the microphone driver
+// ...
+if (features_compute(pcm, interpreter->input(0)->data.int8) != 0) {{ /* CMSIS-DSP error */ }}
+```
+
+   `features_compute()` writes `kInputHeight x kInputWidth` int8 values (frames x features, frame-major):
+   MFCC / log-mel computed with the same CMSIS-DSP calls and tables as the training features, normalized
+   with the training mean/std and quantized with the model's input scale and zero point (the int8
+   accuracy in `validation.json` was measured on exactly these values)."""
+
+
+def readme_text(description: str, arena_bytes: int, model_bytes: int, facts: dict[str, Any], *,
+                audio: bool = False) -> str:
+    """``README.md`` of the bundle: integration steps and the model's facts (``audio``: with the
+    front end's files and step)."""
     fact_rows = "\n".join(f"| {key} | {value} |" for key, value in facts.items())
+    frontend_rows = ("\n| `features.c`, `mcunas_features.h` | the audio front end: 1 s of 16-bit PCM -> the int8 "
+                     "input (CMSIS-DSP) |") if audio else ""
+    input_step = _audio_input_step() if audio else _IMAGE_INPUT_STEP
     return f"""# {description}: TFLite Micro deployment bundle
 
 Generated by mcunas. Files:
@@ -302,7 +355,7 @@ Generated by mcunas. Files:
 | `model.tflite` | the full-integer int8 model ({model_bytes} bytes), int8 NHWC input, int8 logits |
 | `model_data.cc`, `model_data.h` | the same bytes as `alignas(16) const unsigned char g_model_data[]` |
 | `model_config.h` | `kTensorArenaSize`, input/output quantization, input normalization, `RegisterOps()` |
-| `profile_main.cc` | optional: per-op CPU cycles of {PROFILE_RUNS} invokes, printed as TFLM MicroProfiler `LogCsv` |
+| `profile_main.cc` | optional: per-op CPU cycles of {PROFILE_RUNS} invokes, printed as TFLM MicroProfiler `LogCsv` |{frontend_rows}
 
 | fact | value |
 | --- | --- |
@@ -334,10 +387,7 @@ tflite::MicroInterpreter* SetUpModel() {{
 }}
 ```
 
-3. Quantize the input: resize the image to `kInputHeight x kInputWidth` as in training (bilinear),
-   then for every pixel value `p` (0..255) of channel `c` (NHWC order, channels last):
-   `q = round(((p / 255.0f - kInputMean[c]) / kInputStd[c]) / kInputScale) + kInputZeroPoint`,
-   clamped to [-128, 127], into `interpreter->input(0)->data.int8`.
+{input_step}
 4. `interpreter->Invoke()`; the predicted class is the arg-max of `interpreter->output(0)->data.int8`
    (dequantize with `kOutputScale * (q - kOutputZeroPoint)` if logits are needed).
 
@@ -369,6 +419,7 @@ def write_bundle(
     mean: Sequence[float] | None = None,
     std: Sequence[float] | None = None,
     headroom_bytes: int = 0,
+    front_end: FrontEndConfig | None = None,
 ) -> Path:
     """Write the deployment bundle of ``tflite_path`` into ``out_dir`` (each file atomically).
 
@@ -384,15 +435,23 @@ def write_bundle(
         headroom_bytes: temporary allocation need of ``AllocateTensors()`` beyond the used
             arena (see the module docstring); :class:`~mcunas.export.validate.Validation`
             measures it on the host as ``arena_bytes_min_measured - arena_bytes_measured``.
+        front_end: the audio front end the model was trained on: adds ``features.c`` and
+            ``mcunas_features.h`` (normalization ``mean[0]``/``std[0]`` in feature units and the
+            model's input quantization); ``cost`` should count its flash and RAM.
 
     Returns:
         ``out_dir`` as a Path.
+
+    Raises:
+        ExportError: a front end without the normalization (``mean``/``std``).
     """
     from mcunas.export.tflite import load_tflm
     from mcunas.graph.tflite import read_tflite
 
     source = Path(tflite_path)
     out = Path(out_dir)
+    if front_end is not None and (mean is None or std is None):
+        raise ExportError("deployment bundle: the front end needs the training normalization (mean and std)")
     data = source.read_bytes()
     facts_of = dict(cost) if isinstance(cost, dict) else dataclasses.asdict(cost)
     predicted_arena = int(facts_of["arena_bytes"])
@@ -411,6 +470,7 @@ def write_bundle(
         mean=mean,
         std=std,
         description=description,
+        audio=front_end is not None,
     )
     facts = {"board": board or "-", "MACs": f"{graph.macs:,}", "parameters": f"{graph.params:,}"}
     facts["predicted arena (32-bit), bytes"] = f"{predicted_arena:,}"
@@ -418,9 +478,11 @@ def write_bundle(
         "sram_bytes": "predicted SRAM, bytes",
         "flash_bytes": "predicted flash, bytes",
         "latency_ms": "predicted latency, ms",
+        "frontend_flash_bytes": "front end flash (in the flash above), bytes",
+        "frontend_ram_bytes": "front end RAM (in the SRAM above), bytes",
     }
     for key, label in labels.items():
-        if facts_of.get(key) is not None:
+        if facts_of.get(key):
             value = facts_of[key]
             facts[label] = f"{value:,.2f}" if isinstance(value, float) else f"{value:,}"
     if source.resolve() != (out / "model.tflite").resolve():
@@ -429,5 +491,10 @@ def write_bundle(
     atomic_write_text(out / "model_data.cc", c_array_source(data))
     atomic_write_text(out / "model_config.h", header)
     atomic_write_text(out / "profile_main.cc", profile_main_source(description))
-    atomic_write_text(out / "README.md", readme_text(description, arena, len(data), facts))
+    if front_end is not None:
+        from mcunas.frontend import InputQuantization, write_frontend_sources
+
+        write_frontend_sources(out, front_end, InputQuantization(float(mean[0]), float(std[0]), tflm.input_details.scale,
+                                                                 tflm.input_details.zero_point))
+    atomic_write_text(out / "README.md", readme_text(description, arena, len(data), facts, audio=front_end is not None))
     return out

@@ -2,7 +2,8 @@
 
 Without ``--config`` only memory and size are checked; with it, int8 accuracy on the config's
 test split (and float accuracy and top-1 agreement when ``model_float32.tflite`` lies beside
-the model, as in an export directory). ``--output`` also writes the result as JSON to a file.
+the model, as in an export directory); for an audio dataset the int8 inputs are the front end's
+features quantized as ``features.c`` does. ``--output`` also writes the result as JSON to a file.
 """
 
 from __future__ import annotations
@@ -34,15 +35,12 @@ def run(args: argparse.Namespace) -> int:
     max_drop_pp = 1.0
     if args.config:
         from mcunas.config import load_experiment
-        from mcunas.data import load_dataset
+        from mcunas.data import load_dataset_at
 
         experiment = load_experiment(args.config)
         graph = read_tflite(args.model)
-        resolution = graph.tensors[graph.inputs[0]].shape[1]
-        dataset = experiment.dataset
-        if dataset.resolution != resolution:
-            dataset = dataset.model_copy(update={"resolution": resolution})
-        splits = load_dataset(dataset, experiment.seed)
+        _, height, width, _ = graph.tensors[graph.inputs[0]].shape
+        splits = load_dataset_at(experiment.dataset, (height, width), experiment.seed)
         board = board or experiment.boards[0]
         runtime = runtime or experiment.runtime
         max_drop_pp = experiment.export.max_int8_drop_pp

@@ -8,7 +8,9 @@ accuracy from the PyTorch model) and write the deployment bundle
 
 The export directory holds ``model.tflite``, ``model_float32.tflite`` (same graph in float, for
 per-layer error analysis), ``model_data.cc``, ``model_data.h``, ``model_config.h``,
-``README.md``, ``validation.json`` and ``per_op.txt`` (the per-op arena and latency view). It is assembled in a temporary directory and renamed into
+``profile_main.cc``, ``README.md``, ``validation.json`` and ``per_op.txt`` (the per-op arena and
+latency view); for an audio dataset also the front end, ``features.c`` and ``mcunas_features.h``,
+whose flash and RAM the bundle's estimate counts. It is assembled in a temporary directory and renamed into
 place at the end: after a failure ``out_dir`` is left as it was (absent, or the previous export).
 """
 
@@ -82,7 +84,7 @@ def export_model(
         weights: ``weights.pt`` path or a state dict.
         out_dir: the export directory (replaced as a whole on success).
         experiment: the experiment the model belongs to: its dataset (loaded at
-            ``arch.resolution`` unless ``splits`` are given), first board, runtime, calibration
+            ``arch.input_size`` unless ``splits`` are given), first board, runtime, calibration
             size, allowed int8 drop and seed; without it the defaults apply.
         splits: dataset splits matching the architecture's input, for calibration and
             validation; default: the experiment's dataset. One of ``experiment``/``splits`` is needed.
@@ -98,7 +100,7 @@ def export_model(
     Raises:
         ExportError: a failing stage (named), unreadable or unfitting weights, no data.
     """
-    from mcunas.data import calibration_sample, load_dataset
+    from mcunas.data import AudioDatasetSplits, calibration_sample, load_dataset_at
     from mcunas.estimators import estimate, load_board
     from mcunas.estimators.per_op import per_op_text
     from mcunas.export.bundle import write_bundle
@@ -109,10 +111,7 @@ def export_model(
     if splits is None:
         if experiment is None:
             raise ExportError("export needs the experiment or dataset splits for calibration and validation")
-        dataset = experiment.dataset
-        if dataset.resolution != arch.resolution:
-            dataset = dataset.model_copy(update={"resolution": arch.resolution})
-        splits = load_dataset(dataset, experiment.seed)
+        splits = load_dataset_at(experiment.dataset, arch.input_size, experiment.seed)
     runtime = runtime or (experiment.runtime if experiment is not None else DEFAULT_RUNTIME)
     if board is None and experiment is not None:
         board = experiment.boards[0]
@@ -126,7 +125,7 @@ def export_model(
     load_weights(model, weights)
     model.eval()
     graph = space.graph(arch)
-    shape = (1, arch.input_channels, arch.resolution, arch.resolution)
+    shape = (1, arch.input_channels, *arch.input_size)
     if splits.train.x.shape[1:] != shape[1:]:
         raise ExportError(
             f"dataset samples {splits.train.x.shape[1:]} (C, H, W) do not fit architecture input {shape[1:]}"
@@ -155,7 +154,9 @@ def export_model(
         )
         validation.tflite_path = str(out / MODEL_NAME)
         write_json(staging / "validation.json", validation.to_dict())
-        cost = estimate(graph, board, runtime) if board is not None else {"arena_bytes": validation.arena_bytes_predicted_target}
+        front_end = splits.front_end if isinstance(splits, AudioDatasetSplits) else None
+        cost = (estimate(graph, board, runtime, front_end=front_end) if board is not None
+                else {"arena_bytes": validation.arena_bytes_predicted_target})
         (staging / PER_OP_NAME).write_text(per_op_text(graph, board, runtime), encoding="utf-8")
         write_bundle(
             staging / MODEL_NAME,
@@ -166,6 +167,7 @@ def export_model(
             mean=splits.mean,
             std=splits.std,
             headroom_bytes=validation.arena_bytes_min_measured - validation.arena_bytes_measured,
+            front_end=front_end,
         )
         _move_into_place(staging, out)
     return validation

@@ -79,7 +79,7 @@ def check_export(space: Any, arch: Any, out_path: str | Path, seed: int = 0, *, 
 
     torch.manual_seed(seed)
     model = randomize_batchnorm(space.build(arch), seed)
-    shape = (1, arch.input_channels, arch.resolution, arch.resolution)
+    shape = (1, arch.input_channels, *arch.input_size)
     calibration = np.random.default_rng(seed).standard_normal((CALIBRATION_SAMPLES, *shape[1:])).astype(np.float32)
     result = ExportCheck(arch.block_string(), exported=False)
     start = time.perf_counter()

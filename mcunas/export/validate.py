@@ -3,8 +3,13 @@
 :func:`validate_tflite` runs the model in the TFLM Python interpreter (host build, 64-bit,
 reference kernels) and reports
 
-* int8 top-1 accuracy on the test split (inputs quantized with the model's input scale and zero
-  point), float top-1 accuracy of the float model if one is given, and their top-1 agreement;
+* int8 top-1 accuracy on the test split, float top-1 accuracy of the float model if one is
+  given, and their top-1 agreement. The int8 inputs are the normalized test samples quantized
+  with the model's input scale and zero point; for an audio dataset
+  (:class:`mcunas.data.AudioDatasetSplits`) they are what the device computes: the test split's
+  raw front-end features mapped to int8 by :func:`mcunas.frontend.quantize_features`, the
+  arithmetic of the bundle's ``features.c`` (``int8_input_source``: ``normalized`` |
+  ``front_end``);
 * the arena TFLM uses after allocation (``arena_bytes_measured``, what
   ``arena_used_bytes()`` reports; ``arena_bytes_min_measured`` is the smallest arena in which
   allocation succeeds, larger by the allocator's temporary lists) next to the memory model's prediction for
@@ -81,6 +86,7 @@ class Validation:
     input_zero_point: int = 0
     output_scale: float = 0.0
     output_zero_point: int = 0
+    int8_input_source: str = "normalized"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -197,7 +203,8 @@ def validate_tflite(
         y = splits.test.y[: len(x)]
         _check_input_shape(path, tflm.input_details.shape, x.shape)
         x_nhwc = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
-        int8_top1 = np.argmax(tflm.predict_int8(tflm.quantize_input(x_nhwc)), axis=-1)
+        result.int8_input_source, x_int8 = _int8_inputs(splits, tflm, x_nhwc)
+        int8_top1 = np.argmax(tflm.predict_int8(x_int8), axis=-1)
         result.test_samples = int(len(x))
         result.accuracy_int8 = float(np.mean(int8_top1 == y))
         if float_model is not None:
@@ -211,6 +218,18 @@ def validate_tflite(
     if write:
         write_json(json_path if json_path is not None else path.with_name("validation.json"), result.to_dict())
     return result
+
+
+def _int8_inputs(splits: Any, tflm: Any, x_nhwc: np.ndarray) -> tuple[str, np.ndarray]:
+    """The int8 NHWC test inputs and where they come from (see the module docstring)."""
+    from mcunas.data import AudioDatasetSplits
+
+    if not isinstance(splits, AudioDatasetSplits):
+        return "normalized", tflm.quantize_input(x_nhwc)
+    from mcunas.frontend import InputQuantization, quantize_features
+
+    quant = InputQuantization(splits.mean[0], splits.std[0], tflm.input_details.scale, tflm.input_details.zero_point)
+    return "front_end", quantize_features(splits.test_raw[: len(x_nhwc)], splits.front_end, quant)[..., np.newaxis]
 
 
 def _check_input_shape(path: Path, model_shape: tuple[int, ...], data_shape_nchw: tuple[int, ...]) -> None:
@@ -318,14 +337,16 @@ def layer_errors(int8_path: Path, float_path: Path, x_nhwc: np.ndarray) -> list[
             ref = float_model.get_tensor(op_f["outputs"][0]).astype(np.float64)
             squared_error[i] += float(np.sum((deq.reshape(ref.shape) - ref) ** 2))
             squared_reference[i] += float(np.sum(ref**2))
+    # Names from the float model: the int8 file is stripped of tensor names (mcunas.export.strip).
+    float_names = {t["index"]: t["name"] for t in float_model.get_tensor_details()}
     errors = [
         LayerError(
             op_index=i,
             kind=op["op_name"],
-            tensor=int8_tensors[op["outputs"][0]]["name"],
+            tensor=float_names[op_f["outputs"][0]],
             shape=tuple(int(d) for d in int8_tensors[op["outputs"][0]]["shape"]),
             relative_rmse=float(np.sqrt(squared_error[i] / max(squared_reference[i], 1e-30))),
         )
-        for i, op in enumerate(int8_ops)
+        for i, (op, op_f) in enumerate(zip(int8_ops, float_ops))
     ]
     return sorted(errors, key=lambda e: e.relative_rmse, reverse=True)

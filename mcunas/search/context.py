@@ -23,44 +23,46 @@ if TYPE_CHECKING:
     import optuna
 
 
-def make_space(experiment: Experiment, input_channels: int, num_classes: int) -> Space:
-    """The experiment's space, with the dataset's channels and classes.
+def make_space(experiment: Experiment, splits: DatasetSplits) -> Space:
+    """The experiment's space for the dataset: its channels, classes and input size.
 
-    Unless the space options list ``resolutions``, the only candidate resolution is
-    ``dataset.resolution`` (the resolution the data is prepared at).
+    The input is the data's (:meth:`mcunas.spaces.Space.options_for_input`): the square spaces
+    draw from ``resolutions`` (default: the dataset's side), dscnn takes the front end's
+    frames x features as ``input_size``.
     """
-    from mcunas.spaces import get_space
+    from mcunas.spaces import space_for_input
 
-    options = dict(experiment.space.options)
-    options.setdefault("resolutions", [experiment.dataset.resolution])
-    options.update(input_channels=input_channels, num_classes=num_classes)
-    return get_space(experiment.space.name, **options)
+    options = {**experiment.space.options, "input_channels": splits.input_channels, "num_classes": splits.num_classes}
+    return space_for_input(experiment.space.name, options, splits.input_size)
 
 
 @dataclass
 class DataCache:
-    """Dataset splits per input resolution, loaded on first use (``dataset.resolution`` first)."""
+    """Dataset splits per input size (height, width), loaded on first use; the dataset's own size
+    first. Audio data has one size (its front end's); images are resized to any square size."""
 
     experiment: Experiment
-    _splits: dict[int, DatasetSplits] = field(default_factory=dict)
-    _train_data: dict[int, TrainData] = field(default_factory=dict)
+    _splits: dict[tuple[int, int], DatasetSplits] = field(default_factory=dict)
+    _train_data: dict[tuple[int, int], TrainData] = field(default_factory=dict)
 
-    def splits(self, resolution: int | None = None) -> DatasetSplits:
-        """:class:`mcunas.data.DatasetSplits` at ``resolution`` (default: the dataset's)."""
-        from mcunas.data import load_dataset
+    def _size(self, input_size: tuple[int, int] | None) -> tuple[int, int]:
+        return self.experiment.dataset.input_size if input_size is None else (int(input_size[0]), int(input_size[1]))
 
-        dataset = self.experiment.dataset
-        resolution = resolution or dataset.resolution
-        if resolution not in self._splits:
-            config = dataset if resolution == dataset.resolution else dataset.model_copy(update={"resolution": resolution})
-            self._splits[resolution] = load_dataset(config, self.experiment.seed)
-        return self._splits[resolution]
+    def splits(self, input_size: tuple[int, int] | None = None) -> DatasetSplits:
+        """:class:`mcunas.data.DatasetSplits` of samples of ``input_size`` (an Arch's
+        ``input_size``; default: the dataset's)."""
+        from mcunas.data import load_dataset_at
 
-    def train_data(self, resolution: int | None = None) -> TrainData:
-        resolution = resolution or self.experiment.dataset.resolution
-        if resolution not in self._train_data:
-            self._train_data[resolution] = TrainData.from_splits(self.splits(resolution), self.experiment.dataset.name)
-        return self._train_data[resolution]
+        size = self._size(input_size)
+        if size not in self._splits:
+            self._splits[size] = load_dataset_at(self.experiment.dataset, size, self.experiment.seed)
+        return self._splits[size]
+
+    def train_data(self, input_size: tuple[int, int] | None = None) -> TrainData:
+        size = self._size(input_size)
+        if size not in self._train_data:
+            self._train_data[size] = TrainData.from_splits(self.splits(size), self.experiment.dataset.name)
+        return self._train_data[size]
 
 
 @dataclass
@@ -72,10 +74,12 @@ class SearchContext:
         layout: the run directory layout (storage URL, study names).
         board: the estimator Board of this study.
         space: the search space (dataset channels and classes filled in).
-        data: dataset splits per resolution.
+        data: dataset splits per input size.
         storage: the Optuna storage (for the accuracy cache across studies).
         teacher: the distillation teacher in eval mode, or None when distillation is off.
         limits: the board's budgets and the latency ceiling (:func:`mcunas.estimators.budget.limits`).
+
+    ``experiment.dataset.front_end`` (audio) is costed with every candidate (its flash and RAM).
     """
 
     experiment: Experiment
@@ -113,11 +117,11 @@ def build_context(
     data = data or DataCache(experiment)
     check_board(experiment, board)
     splits = data.splits()
-    space = make_space(experiment, splits.input_channels, splits.num_classes)
+    space = make_space(experiment, splits)
     if teacher is None and experiment.distillation.enabled:
         from mcunas.search.distill import ensure_teacher
 
         teacher = ensure_teacher(experiment, layout.path, splits)
     return SearchContext(experiment, layout, board, space, data, storage or open_storage(layout.storage_url), teacher,
-                         limits(board, experiment.constraints.max_latency_ms, experiment.constraints.latency_bound))
+                         limits(board, **experiment.constraints.budget_arguments()))
 

@@ -57,17 +57,15 @@ def distillation_loss(teacher: nn.Module, *, alpha: float, temperature: float, l
 
 
 def teacher_arch(experiment: Experiment, splits: DatasetSplits) -> Arch:
-    """The teacher architecture: ``distillation.teacher_arch`` or the space's default teacher."""
-    from mcunas.spaces import get_space, load_arch
+    """The teacher architecture: ``distillation.teacher_arch`` or the space's default teacher
+    (the largest architecture of the experiment's space at the data's input size)."""
+    from mcunas.search.context import make_space
+    from mcunas.spaces import load_arch
 
     if experiment.distillation.teacher_arch is not None:
         return load_arch(experiment.distillation.teacher_arch)
-    space = get_space(experiment.space.name, **experiment.space.options)
-    return space.default_teacher(
-        input_channels=splits.input_channels,
-        num_classes=splits.num_classes,
-        resolution=experiment.dataset.resolution,
-    )
+    space = make_space(experiment, splits)
+    return space.default_teacher(splits.input_channels, splits.num_classes, splits.input_size)
 
 
 def _build(arch: Any, seed: int) -> nn.Module:

@@ -103,7 +103,7 @@ def retrain(ctx: SearchContext, trial: optuna.trial.FrozenTrial) -> dict[str, An
         return read_json(folder / "metrics.json")
     epochs = ctx.experiment.final.epochs
     model, result = train_arch(ctx, arch, epochs, description=f"final {trial.number}")
-    splits = ctx.data.splits(arch.resolution)
+    splits = ctx.data.splits(arch.input_size)
     test_acc = accuracy(model, torch.from_numpy(splits.test.x), torch.from_numpy(splits.test.y),
                         device=resolve_device(ctx.experiment.training.device))
     metrics = {
@@ -137,7 +137,7 @@ def export(ctx: SearchContext, number: int, metrics: dict[str, Any]) -> Path:
         return folder
     arch = arch_from_dict(metrics["arch"])
     weights = ctx.layout.final_dir(ctx.board_name, number) / "weights.pt"
-    validation = export_model(arch, weights, folder, experiment=ctx.experiment, splits=ctx.data.splits(arch.resolution),
+    validation = export_model(arch, weights, folder, experiment=ctx.experiment, splits=ctx.data.splits(arch.input_size),
                               board=ctx.board)
     logger.info("exported %s #%d to %s: %s", ctx.board_name, number, folder, _summary(validation))
     return folder

@@ -2,9 +2,11 @@
 
 Inputs are normalized float32 NCHW arrays (see :mod:`mcunas.data`). The loop uses SGD
 (momentum 0.9, Nesterov), Adam or AdamW with a per-step cosine learning-rate schedule,
-optional label smoothing and light augmentation: a random shift of up to 1/8 of the side
-(replicate padding, then a random crop back to size) for every dataset, plus horizontal flips
-where the dataset allows them (never for digits: a mirrored 2 is not a 2). After every epoch
+optional label smoothing and light augmentation of images: a random shift of up to 1/8 of the
+side (replicate padding, then a random crop back to size) for every image dataset, plus
+horizontal flips where the dataset allows them (never for digits: a mirrored 2 is not a 2).
+Audio features are not shifted (a shift along the feature axis would change what a coefficient
+means): their dataset augments the waveforms (:mod:`mcunas.data.audio_augment`). After every epoch
 the validation accuracy is computed and handed to ``on_epoch`` (the search reports it to the
 Optuna pruner there). Everything random draws from one seeded generator.
 """
@@ -24,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
+from mcunas.data.config import AUDIO_DATASETS
 from mcunas.errors import ConfigError
 
 # Datasets whose images may be mirrored left-right during training.
@@ -35,13 +38,18 @@ LossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
 @dataclass
 class TrainData:
-    """Training and validation tensors (float32 NCHW inputs, int64 labels) and augmentation."""
+    """Training and validation tensors (float32 NCHW inputs, int64 labels) and augmentation.
+
+    With ``training.augment``, :func:`augment` (shifts, and left-right flips when ``flip``) runs
+    where ``image_augment``; it is False for audio features (augmented as waveforms by their dataset).
+    """
 
     x_train: torch.Tensor
     y_train: torch.Tensor
     x_val: torch.Tensor
     y_val: torch.Tensor
     flip: bool = False
+    image_augment: bool = True
 
     @classmethod
     def from_arrays(
@@ -52,6 +60,7 @@ class TrainData:
         y_val: np.ndarray,
         *,
         flip: bool = False,
+        image_augment: bool = True,
     ) -> TrainData:
         def as_x(a: np.ndarray) -> torch.Tensor:
             return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))
@@ -59,13 +68,15 @@ class TrainData:
         def as_y(a: np.ndarray) -> torch.Tensor:
             return torch.from_numpy(np.ascontiguousarray(a).astype(np.int64))
 
-        return cls(as_x(x_train), as_y(y_train), as_x(x_val), as_y(y_val), flip)
+        return cls(as_x(x_train), as_y(y_train), as_x(x_val), as_y(y_val), flip, image_augment)
 
     @classmethod
     def from_splits(cls, splits: Any, dataset_name: str) -> TrainData:
-        """From :class:`mcunas.data.DatasetSplits`; flips only for :data:`FLIP_DATASETS`."""
+        """From :class:`mcunas.data.DatasetSplits`; flips only for :data:`FLIP_DATASETS`, no image
+        augmentation for the audio datasets."""
         return cls.from_arrays(
-            splits.train.x, splits.train.y, splits.val.x, splits.val.y, flip=dataset_name in FLIP_DATASETS
+            splits.train.x, splits.train.y, splits.val.x, splits.val.y, flip=dataset_name in FLIP_DATASETS,
+            image_augment=dataset_name not in AUDIO_DATASETS,
         )
 
 
@@ -217,7 +228,7 @@ def train(
             for step in range(steps_per_epoch):
                 index = order[step * batch_size : (step + 1) * batch_size]
                 x = data.x_train[index]
-                if training.augment:
+                if training.augment and data.image_augment:
                     x = augment(x, generator, flip=data.flip)
                 x, y = x.to(device), data.y_train[index].to(device)
                 loss = loss_fn(model(x), x, y)

@@ -89,7 +89,7 @@ def train_arch(ctx: SearchContext, arch: Any, epochs: int, *, on_epoch: Any = No
 
     seed = training_seed(ctx.experiment.seed, arch_key(arch))
     model = build_model(ctx.space, arch, seed)
-    result = train(model, ctx.data.train_data(arch.resolution), ctx.experiment.training, epochs=epochs, seed=seed,
+    result = train(model, ctx.data.train_data(arch.input_size), ctx.experiment.training, epochs=epochs, seed=seed,
                    loss_fn=_loss(ctx), on_epoch=on_epoch, description=description)
     return model, result
 
@@ -163,8 +163,7 @@ def _run_trial(trial: optuna.Trial, ctx: SearchContext) -> list[float]:
     arch = ctx.space.sample(trial)
     key = arch_key(arch)
     cost = estimate_arch(ctx.space, arch, ctx.board, experiment.runtime,
-                         max_latency_ms=experiment.constraints.max_latency_ms,
-                         latency_bound=experiment.constraints.latency_bound)
+                         **experiment.constraints.budget_arguments(), front_end=experiment.dataset.front_end)
     estimate_seconds = time.perf_counter() - start
     _record_estimates(trial, ctx, arch, key, cost, estimate_seconds)
     folder = ctx.layout.trial_dir(ctx.board_name, trial.number)

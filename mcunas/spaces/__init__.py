@@ -12,11 +12,12 @@ from __future__ import annotations
 from mcunas.spaces.arch import ArchFieldError, StagedArch
 from mcunas.spaces.arch_io import NotAnArchError, arch_graph, load_arch, read_arch
 from mcunas.spaces.base import StagedSpace
+from mcunas.spaces.cnn import CnnArch, CnnSpace
 from mcunas.spaces.dscnn import DsCnnArch, DsCnnSpace
 from mcunas.spaces.mobilenetv1 import MobileNetV1Arch, MobileNetV1Space
 from mcunas.spaces.mobilenetv2 import MobileNetV2Arch, MobileNetV2Space
 from mcunas.spaces.notation import parse_block_string
-from mcunas.spaces.registry import SPACE_NAMES, arch_from_dict, get_space
+from mcunas.spaces.registry import SPACE_NAMES, arch_from_dict, get_space, space_for_input
 from mcunas.spaces.spec import BlockSpec, LayerSpec, NetSpec
 
 Arch = StagedArch
@@ -28,6 +29,8 @@ __all__ = [
     "Arch",
     "ArchFieldError",
     "BlockSpec",
+    "CnnArch",
+    "CnnSpace",
     "DsCnnArch",
     "DsCnnSpace",
     "LayerSpec",
@@ -44,4 +47,5 @@ __all__ = [
     "load_arch",
     "parse_block_string",
     "read_arch",
+    "space_for_input",
 ]

@@ -19,6 +19,8 @@ from mcunas.spaces.spec import BlockSpec, LayerSpec
 _ONE = (1, 1)  # 1x1 kernel, stride 1
 # Distinct blocks a cached block type keeps (a space has a few thousand).
 _CACHED_BLOCKS = 65536
+# Window and stride of the max pool a block may end with (pixels): halves each side.
+MAX_POOL_WINDOW = (2, 2)
 
 
 @lru_cache(maxsize=_CACHED_BLOCKS)
@@ -43,3 +45,17 @@ def depthwise_separable(slot: BlockSlot, kernel: int, activation: str) -> BlockS
     depthwise = LayerSpec("depthwise", "depthwise", slot.in_channels, (kernel, kernel), (slot.stride, slot.stride), activation)
     pointwise = LayerSpec("conv", "pointwise", slot.out_channels, _ONE, _ONE, activation)
     return BlockSpec(slot.name, (depthwise, pointwise))
+
+
+@lru_cache(maxsize=_CACHED_BLOCKS)
+def plain_convolution(slot: BlockSlot, kernel: int, activation: str) -> BlockSpec:
+    """A plain kxk convolution with ``activation`` (the block's stride, no residual)."""
+    conv = LayerSpec("conv", "conv", slot.out_channels, (kernel, kernel), (slot.stride, slot.stride), activation)
+    return BlockSpec(slot.name, (conv,))
+
+
+@lru_cache(maxsize=_CACHED_BLOCKS)
+def with_max_pool(block: BlockSpec, channels: int) -> BlockSpec:
+    """``block`` followed by a 2x2 stride-2 max pool (layer ``pool``) of its ``channels`` outputs."""
+    pool = LayerSpec("max_pool", "pool", channels, MAX_POOL_WINDOW, MAX_POOL_WINDOW, "NONE")
+    return BlockSpec(block.name, (*block.layers, pool), block.residual)

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Mapping
 
 from mcunas.errors import ConfigError
-from mcunas.spaces.arch import INPUT_SIDE_RANGE, STEM_KERNEL_SIDE_RANGE, STRIDES, Size, as_pair
+from mcunas.spaces.arch import INPUT_SIDE_RANGE, STEM_KERNEL_SIDE_RANGE, STRIDES, Size
 from mcunas.spaces.mobilenetv1 import MobileNetV1Arch, MobileNetV1Space
 from mcunas.spaces.options import OptionReader
 
@@ -101,7 +101,15 @@ class DsCnnSpace(MobileNetV1Space):
             "stem_stride": min(self.stem_strides, key=lambda stride: stride[0] * stride[1]),
         }
 
-    def default_teacher(self, input_channels: int, num_classes: int, resolution: Size) -> DsCnnArch:
-        """As :meth:`StagedSpace.default_teacher`; ``resolution`` is [frames, coefficients] (an
-        int ``n`` means ``n x n``)."""
-        return super().default_teacher(input_channels, num_classes, as_pair(resolution))
+    @classmethod
+    def options_for_input(cls, options: Mapping[str, Any], input_size: tuple[int, int]) -> dict[str, Any]:
+        """``options`` with ``input_size`` set to the data's (frames, coefficients).
+
+        Raises:
+            ConfigError: ``options`` set another ``input_size`` (the data is not resized).
+        """
+        given = options.get("input_size")
+        if given is not None and list(given) != list(input_size):
+            raise ConfigError(f"input_size: {list(given)} is not the dataset's input {list(input_size)} "
+                              f"(leave it out to take the dataset's)")
+        return {**options, "input_size": list(input_size)}
