@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from mcunas.estimators import flash, memory
 from mcunas.estimators.board import Board, load_board
 from mcunas.estimators.budget import broken_limits, limits
 from mcunas.estimators.latency import LatencyEstimate, Profile, default_profile, resolve_profile, unavailable_reason
@@ -143,18 +144,12 @@ class GraphFigures:
         return self.graph.param_bytes
 
     def arena_bytes_pair(self, kernels: str) -> tuple[int, int]:
-        from mcunas.estimators import memory
-
         return memory.arena_bytes_pair(self.graph, kernels)
 
     def activation_bytes(self, kernels: str) -> int:
-        from mcunas.estimators import memory
-
         return memory.plan_bytes(self.graph, kernels, "cortex-m")
 
     def model_bytes(self) -> int:
-        from mcunas.estimators import flash
-
         return flash.model_bytes(self.graph)
 
     def op_kinds(self) -> list[str]:
@@ -206,9 +201,6 @@ def cost_of(
         front_end: the audio front end that computes the model's input on the device, if any:
             its flash and RAM count in ``flash_bytes`` and ``sram_bytes``.
     """
-    from mcunas.estimators import flash
-    from mcunas.frontend.memory import frontend_memory_bytes
-
     kernels = kernels_of(runtime)
     board = load_board(board)
     arena, arena_host = figures.arena_bytes_pair(kernels)
@@ -219,7 +211,11 @@ def cost_of(
         latency = figures.latency(resolve_profile(board, runtime, profile), board)
     elif unavailable_reason(board, runtime) is None:
         latency = figures.latency(default_profile(board.core, runtime), board)
-    frontend_flash, frontend_ram = frontend_memory_bytes(front_end) if front_end is not None else (0, 0)
+    frontend_flash = frontend_ram = 0
+    if front_end is not None:
+        from mcunas.frontend.memory import frontend_memory_bytes
+
+        frontend_flash, frontend_ram = frontend_memory_bytes(front_end)
     cost = Cost(
         board=board.name,
         runtime=runtime,

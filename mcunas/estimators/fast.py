@@ -153,6 +153,7 @@ class _Tables:
         self.keys: dict[tuple[int, ...], int] = {}  # padding key -> id
         self.kinds: dict[str, int] = {}  # op kind -> id
         self.kind_names: list[str] = []
+        self._added = False  # parts entered since the last flush
         self.cycles: dict[tuple[int, int], _Cycles] = {}  # by (id(profile), id(board))
 
     def add(self, graph: Graph, plan: memory.PlanFacts, kind_counts: dict[str, int], counts: list[int],
@@ -174,10 +175,14 @@ class _Tables:
             sizes, steps, _ = plan.scratch(*build)
             columns += [table.extend(list(zip(sizes, steps))), len(sizes)]
         self.counts.extend([counts])
+        self._added = True
         return self.parts.extend([columns])
 
     def flush(self) -> None:
         """Write the parts entered since the last flush to the arrays."""
+        if not self._added:
+            return
+        self._added = False
         for table in (self.parts, self.counts, self.buffers, self.kind_counts, self.pads, *self.scratch.values()):
             table.flush()
 
