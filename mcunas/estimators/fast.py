@@ -186,7 +186,7 @@ class _Tables:
         for table in (self.parts, self.counts, self.buffers, self.kind_counts, self.pads, *self.scratch.values()):
             table.flush()
 
-    def compose(self, rows: np.ndarray) -> tuple:
+    def compose(self, rows: np.ndarray) -> np.ndarray:
         """:func:`mcunas.estimators.fast_chain.compose` of the chain of parts ``rows``."""
         return fast_chain.compose(rows, self.parts.array, self.counts.array, self.kind_counts.array, self.pads.array,
                                   max(1, len(self.keys)), max(1, len(self.kinds)))
