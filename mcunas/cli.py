@@ -18,7 +18,7 @@ from mcunas.secrets import redact
 # subcommand -> (module holding add_arguments/run, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "boards": ("mcunas.estimators.command_boards", "list the board catalog"),
-    "space": ("mcunas.spaces.command", "sample architectures from a search space, show op graphs"),
+    "space": ("mcunas.spaces.command", "sample architectures, show op graphs, optimize a space's resolution and width"),
     "estimate": ("mcunas.estimators.command", "estimate SRAM, flash and latency of an architecture or .tflite"),
     "search": ("mcunas.search.command", "run a hardware-aware architecture search"),
     "export": ("mcunas.export.command", "export a model to int8 TFLite and a TFLM deployment bundle"),

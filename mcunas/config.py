@@ -74,11 +74,22 @@ class SpaceConfig(BaseModel):
 
 
 class ConstraintsConfig(Section):
-    """Limits besides the board's SRAM and flash budgets."""
+    """Limits besides the board's SRAM and flash budgets (see :mod:`mcunas.estimators.budget`)."""
 
     max_latency_ms: float | None = Field(default=None, gt=0.0)
     # point: the ceiling limits the latency estimate; upper: the upper end of its interval
     latency_bound: Literal[tuple(LATENCY_BOUNDS)] = "point"  # type: ignore[valid-type]
+    # μNAS's budgets: planned activation bytes of the arena (no persistent tail), parameter bytes
+    max_activation_bytes: int | None = Field(default=None, gt=0)
+    max_param_bytes: int | None = Field(default=None, gt=0)
+    # the same as TFLM allocates them: the whole 32-bit arena, the .tflite file
+    max_arena_bytes: int | None = Field(default=None, gt=0)
+    max_model_bytes: int | None = Field(default=None, gt=0)
+
+    def budget_arguments(self) -> dict[str, Any]:
+        """The keyword arguments of :func:`mcunas.estimators.budget.limits` and
+        :func:`mcunas.estimators.estimate` that this section sets (all of its keys)."""
+        return self.model_dump()
 
 
 class SearchConfig(Section):

@@ -34,6 +34,8 @@ SQUARE_EDGES = [
 EDGE_OPTIONS = {
     "mobilenetv2": [{**options, **({"expand_ratios": [1, 6, 10, 16]} if options else {})} for options in SQUARE_EDGES],
     "mobilenetv1": [{**options, **({"activation": "relu6"} if options else {})} for options in SQUARE_EDGES],
+    "cnn": [{**options, **({"pool_choices": [0, 1], "separable_choices": [1, 0]} if options else {})}
+            for options in SQUARE_EDGES],
     "dscnn": [
         {},
         {"input_size": [49, 10], "stem_kernels": [[10, 4], [1, 1], [16, 3], [9, 9], [2, 10]],

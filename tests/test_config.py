@@ -205,3 +205,20 @@ def test_parse_experiment_without_file():
     assert isinstance(experiment, Experiment) and experiment.dataset.channels == 3
     with pytest.raises(ConfigError, match=r"^<config>: search.search: unknown key \(allowed: sampler, trials,"):
         parse_experiment({"name": "api", "search": {"search": 1}})
+
+
+def test_constraints_are_the_budget_arguments(tmp_path: Path):
+    """Every constraints key is a keyword of the one budget check (and of estimate())."""
+    import inspect
+
+    from mcunas.estimators import estimate
+    from mcunas.estimators.budget import limits
+
+    experiment = parse_experiment({"name": "api", "constraints": {"max_activation_bytes": 2500, "max_param_bytes": 4500}})
+    arguments = experiment.constraints.budget_arguments()
+    assert arguments == {"max_latency_ms": None, "latency_bound": "point", "max_activation_bytes": 2500,
+                         "max_param_bytes": 4500, "max_arena_bytes": None, "max_model_bytes": None}
+    assert set(arguments) <= set(inspect.signature(limits).parameters)
+    assert set(arguments) <= set(inspect.signature(estimate).parameters)
+    message = _error(tmp_path, "name: q\nconstraints: {max_activation_bytes: 0, max_param_bytes: 4.5}\n")
+    assert "constraints.max_activation_bytes" in message and "constraints.max_param_bytes" in message

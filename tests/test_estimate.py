@@ -17,7 +17,7 @@ from mcunas.estimators.latency import default_profile, load_profile
 from mcunas.graph.tflite import read_tflite
 
 COST_KEYS = [
-    "board", "runtime", "macs", "params", "arena_bytes", "arena_bytes_host", "sram_bytes",
+    "board", "runtime", "macs", "params", "arena_bytes", "arena_bytes_host", "activation_bytes", "param_bytes", "sram_bytes",
     "model_bytes", "flash_bytes", "latency_ms", "fits", "violations", "latency_ms_low", "latency_ms_high",
     "latency_assumed_ops", "latency_assumed_pct", "frontend_flash_bytes", "frontend_ram_bytes",
 ]
@@ -68,6 +68,35 @@ def test_budget_violations_name_figures_and_budgets(mlperf_dir: Path, tmp_path: 
         " > budget 131,072 B (256 KB - 128 KB reserve)",
         f"latency {cost.latency_ms:,.1f} ms > limit 50 ms",
     ]
+
+
+def test_unas_budgets_count_planned_activations_and_parameter_bytes(mlperf_dir: Path) -> None:
+    """μNAS's activation budget limits the arena without its persistent tail; its model-size budget
+    the weights (int8) and biases (int32); both are checked by the one budget check."""
+    from mcunas.estimators import memory
+    from mcunas.estimators.budget import limits, overruns
+
+    graph = read_tflite(mlperf_dir / "ad01_int8.tflite")
+    cost = estimate(graph, "nucleo-f446re")
+    assert cost.activation_bytes + memory.tail_bytes(graph, "cortex-m", "cmsis-nn") == cost.arena_bytes  # 32-bit target
+    weights = sum(graph.tensors[op.inputs[1]].nbytes for op in graph.ops if op.macs)
+    biases = sum(graph.tensors[op.inputs[2]].nbytes for op in graph.ops if op.macs)
+    assert cost.param_bytes == weights + biases and biases == 4 * sum(
+        graph.tensors[op.inputs[2]].num_elements for op in graph.ops if op.macs)
+    tight = estimate(graph, "nucleo-f446re", max_activation_bytes=cost.activation_bytes - 1,
+                     max_param_bytes=cost.param_bytes - 1)
+    assert tight.violations == [
+        f"activations (planned arena, no persistent tail) {cost.activation_bytes:,} B > budget {cost.activation_bytes - 1:,} B",
+        f"parameters (int8 weights, int32 biases) {cost.param_bytes:,} B > budget {cost.param_bytes - 1:,} B",
+    ]
+    assert estimate(graph, "nucleo-f446re", max_activation_bytes=cost.activation_bytes,
+                    max_param_bytes=cost.param_bytes).fits
+    as_tflm = estimate(graph, "nucleo-f446re", max_arena_bytes=cost.arena_bytes - 1, max_model_bytes=cost.model_bytes)
+    assert as_tflm.violations == [f"TFLM arena (32-bit) {cost.arena_bytes:,} B > budget {cost.arena_bytes - 1:,} B"]
+    board_limits = limits(load_board("nucleo-f446re"), max_activation_bytes=1000, max_param_bytes=2000,
+                          max_arena_bytes=3000, max_model_bytes=4000)
+    assert [limit.key for limit in board_limits] == ["sram", "flash", "activations", "params", "arena", "model"]
+    assert overruns(cost, board_limits)["params"] == pytest.approx(cost.param_bytes / 2000 - 1)
 
 
 def test_front_end_counts_in_the_budget(tmp_path: Path) -> None:

@@ -54,3 +54,32 @@ def test_quickstart_rejects_some_candidates_before_training() -> None:
         broken.append(bool(broken_limits(estimate(space.graph(arch), board, experiment.runtime), board_limits)))
     share = sum(broken) / len(broken)
     assert 0.15 <= share <= 0.85, f"{share:.0%} of the quick start's candidates break a limit"
+
+
+UNAS = Path(__file__).resolve().parents[1] / "experiments" / "mnist_unas.yaml"
+
+
+def test_unas_experiment_runs_a_tiny_version(mnist_dir: Path, tmp_path: Path) -> None:
+    """experiments/mnist_unas.yaml with one trial of one epoch on 400 images: the μNAS budgets
+    reach the trial as constraints, the trained model is retrained, exported (stripped) and run
+    in TFLM, and it fits both budgets."""
+    from mcunas.config import parse_experiment
+    from mcunas.io import read_json
+    from mcunas.run import run_experiment
+
+    data = load_experiment(UNAS).to_dict()
+    data["seed"] = 15  # its first (random) candidate fits the budgets; most of the space does not
+    data["dataset"].update(data_dir=str(mnist_dir), max_train_samples=400, max_test_samples=100)
+    data["search"]["trials"] = 1
+    data["training"]["epochs"] = data["final"]["epochs"] = 1
+    data["report"]["enabled"] = False
+    outcome = run_experiment(parse_experiment(data), tmp_path / "run")
+    (trial,) = optuna.load_study(study_name="mnist_unas:nucleo-f446re",
+                                 storage=f"sqlite:///{tmp_path / 'run' / 'study.db'}").trials
+    assert set(trial.constraints) == {"sram", "flash", "activations", "params"}
+    estimates = trial.user_attrs["estimates"]
+    assert trial.user_attrs["feasible"], trial.user_attrs["violations"]
+    assert estimates["activation_bytes"] <= 2500 and estimates["param_bytes"] <= 4500
+    (model,) = outcome.search.finals["nucleo-f446re"]
+    validation = read_json(model.export_dir / "validation.json")
+    assert validation["arena_bytes_measured"] == validation["arena_bytes_predicted"]

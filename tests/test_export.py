@@ -40,13 +40,14 @@ TINY_SPACES = {
                         kernel_sizes=[3, 5, 7], expand_ratios=[1, 2, 3]),
     "mobilenetv1": dict(input_channels=1, resolutions=[8, 12, 15, 16], stem_channels=[4, 8], stages=TINY_STAGES,
                         kernel_sizes=[3, 5]),
+    "cnn": dict(input_channels=1, resolutions=[8, 12, 15, 16], stem_channels=[4, 8], stages=TINY_STAGES,
+                kernel_sizes=[3, 5]),
 }
 # Measured and predicted host arenas must agree to this (TFLM aligns buffers to 16 bytes).
 ARENA_TOLERANCE_BYTES = 16
-# Predicted .tflite size within this many bytes. Observed on 2026-11-23: -632 .. +514 B on 60
-# default-space models (38 KB - 1.2 MB), up to +524 B (3.5 %) on the 15 KB models here (the flash
-# model guesses tensor-name lengths; its fixed overhead weighs more on tiny files).
-MODEL_TOLERANCE_BYTES = 1024
+# Predicted (stripped) .tflite size within this fraction of the file: benchmarks/flash_fit.py
+# found 0.3 % at most, in-sample and held out (see benchmarks/RESULTS.md).
+MODEL_TOLERANCE = 0.01
 
 
 class TinyNet(nn.Module):
@@ -124,10 +125,10 @@ def _assert_matches_prediction(check) -> None:
     assert check.exported, check.error
     assert check.differences == [], check.block_string
     assert abs(check.arena_error_bytes) <= ARENA_TOLERANCE_BYTES, check.to_dict()
-    assert abs(check.model_error_bytes) <= MODEL_TOLERANCE_BYTES, check.to_dict()
+    assert abs(check.model_error_bytes) <= MODEL_TOLERANCE * check.model_bytes, check.to_dict()
 
 
-@pytest.mark.parametrize("space_name, seed", [("mobilenetv2", 3), ("mobilenetv1", 4)])
+@pytest.mark.parametrize("space_name, seed", [("mobilenetv2", 3), ("mobilenetv1", 4), ("cnn", 7)])
 def test_space_arch_export_matches_graph_and_arena(space_name, seed, tmp_path):
     """A random architecture: exported ops and shapes = Space.graph(arch); arena and size = prediction."""
     space, arch = _random_arch(space_name, seed)
@@ -169,6 +170,18 @@ def test_dscnn_export_matches_graph_and_arena(text, tmp_path):
 
     arch = parse_block_string(text)
     _assert_matches_prediction(check_export(get_space("dscnn"), arch, tmp_path / "model.tflite", 5))
+
+
+def test_cnn_max_pools_export_as_predicted(tmp_path):
+    """Max pools on odd maps (15 -> 7: VALID drops the last row and column) and even ones, after
+    plain and depthwise-separable blocks, and a pool on a 2x2 map (-> 1x1, no MEAN)."""
+    from mcunas.spaces import get_space, parse_block_string
+
+    text = "r15_in1-relu-stem_k3_s1_c4-cnn_r2_k3.5_d0.1_p1_s1_c8-cnn_r1_k3_d0_p1_s2_c8-fc10"
+    arch = parse_block_string(text)
+    graph = get_space("cnn").graph(arch)
+    assert [op.kind for op in graph.ops].count("MAX_POOL_2D") == 3 and "MEAN" not in [op.kind for op in graph.ops]
+    _assert_matches_prediction(check_export(get_space("cnn"), arch, tmp_path / "model.tflite", 6))
 
 
 @pytest.mark.slow

@@ -14,9 +14,9 @@ from torch import nn
 
 from mcunas.errors import ArchitectureError, ConfigError
 from mcunas.graph import SPACE_OP_KINDS, Graph
-from mcunas.spaces import SPACE_NAMES, arch_from_dict, get_space, load_arch, space_for_input
+from mcunas.spaces import SPACE_NAMES, arch_from_dict, get_space, load_arch, parse_block_string, space_for_input
 from mcunas.spaces.dscnn import DsCnnArch
-from mcunas.spaces.graph_builder import LAYER_EMITTERS
+from mcunas.spaces.graph_builder import LAYER_EMITTERS, LAYER_GEOMETRY
 from mcunas.spaces.layers import LAYER_MODULES, SpecBlock
 from mcunas.spaces.mobilenetv1 import MobileNetV1Arch
 from mcunas.spaces.mobilenetv2 import MobileNetV2Arch
@@ -33,9 +33,10 @@ SMALL_RECTANGULAR = {"input_size": [13, 6], "stem_kernels": [[4, 2], [3, 3], [5,
                                 {"stride": 2, "channels": [12, 16], "depth": [1, 2]}],
                      "kernel_sizes": [3, 5, 7]}
 SMALL = {"mobilenetv2": {"resolutions": [5, 8, 12, 16]}, "mobilenetv1": {"resolutions": [5, 8, 12, 16]},
-         "dscnn": SMALL_RECTANGULAR}
+         "dscnn": SMALL_RECTANGULAR, "cnn": {"resolutions": [5, 8, 12, 15], "stem_stride": 1}}
 # Options that fix the input size to 16 (square) or 16x10 (dscnn).
-SIZE_16 = {"mobilenetv2": {"resolutions": [16]}, "mobilenetv1": {"resolutions": [16]}, "dscnn": {"input_size": [16, 10]}}
+SIZE_16 = {"mobilenetv2": {"resolutions": [16]}, "mobilenetv1": {"resolutions": [16]}, "dscnn": {"input_size": [16, 10]},
+           "cnn": {"resolutions": [16]}}
 MACS_KINDS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
 
 
@@ -197,7 +198,23 @@ def test_inverted_residual_tensors_and_quantization() -> None:
 
 
 def test_every_layer_kind_has_both_builders() -> None:
-    assert tuple(LAYER_EMITTERS) == tuple(LAYER_MODULES) == LAYER_KINDS
+    assert tuple(LAYER_EMITTERS) == tuple(LAYER_MODULES) == tuple(LAYER_GEOMETRY) == LAYER_KINDS
+
+
+def test_cnn_pools_only_maps_of_at_least_2x2() -> None:
+    """A pool drawn for a map already 1 pixel wide is not in the sampled Arch; one asked for is refused."""
+    space = get_space("cnn", resolutions=[5], stem_channels=[4], stem_kernels=[3], pool_choices=[1],
+                      stages=[{"stride": 2, "channels": [4], "depth": [3, 3]}])
+    arch = sample_archs(space, 1, seed=0)[0]
+    # 5x5 -> stem 3x3 -> block 0 (stride 2) 2x2, pool -> 1x1; blocks 1 and 2 cannot pool
+    assert arch.block_pools == ((1, 0, 0),)
+    assert [op.kind for op in space.graph(arch).ops].count("MAX_POOL_2D") == 1
+    with pytest.raises(ArchitectureError, match=r"'block_pools\[0\]\[1\]': a 2x2 max pool needs"):
+        replace(arch, block_pools=((1, 1, 0),))
+    odd = parse_block_string("r15_in1-relu-stem_k3_s1_c4-cnn_r1_k3_d0_p1_s1_c8-fc10")
+    pool = get_space("cnn").graph(odd).ops[-3]  # then MEAN, FULLY_CONNECTED
+    assert (pool.kind, pool.padding, pool.kernel, pool.stride) == ("MAX_POOL_2D", "VALID", (2, 2), (2, 2))
+    assert get_space("cnn").graph(odd).tensors[pool.outputs[0]].shape == (1, 7, 7, 8)  # floor(15 / 2)
 
 
 def test_spec_lists_each_layer_once_and_names_modules_like_tensors() -> None:

@@ -2,7 +2,13 @@
 
 A board sets two limits: its SRAM for ``Cost.sram_bytes`` (the 32-bit tensor arena plus the
 board's SRAM reserve) and the flash left after its flash reserve for ``Cost.flash_bytes``
-(model + TFLM runtime code); an experiment may add a latency ceiling for ``Cost.latency_ms``.
+(model + TFLM runtime code); an experiment may add a latency ceiling for ``Cost.latency_ms``
+and byte budgets of its own: the two μNAS states (Liberis et al., 2021), an activation budget
+for ``Cost.activation_bytes`` (the planned activations and scratch buffers of the arena,
+without TFLM's persistent tail: μNAS's "peak memory usage") and a parameter budget for
+``Cost.param_bytes`` (int8 weights and int32 biases: μNAS's "model size"); and the same
+budgets as TFLM allocates them, on ``Cost.arena_bytes`` (the whole 32-bit arena) and
+``Cost.model_bytes`` (the ``.tflite`` file a board stores).
 :func:`limits` lists them as :class:`Limit` values (plain data, stored in a run directory so
 the report needs no board file); :func:`broken_limits` answers "which limits does this cost
 break" for ``estimate()``, the search trials, export and the report; :func:`overruns` gives the
@@ -34,8 +40,11 @@ class Limit:
     """One limit on one Cost field.
 
     Attributes:
-        key: the constraint's name: ``sram``, ``flash`` or ``latency`` (Optuna constraint key).
-        metric: the Cost field it limits: ``sram_bytes``, ``flash_bytes``, ``latency_ms``.
+        key: the constraint's name: ``sram``, ``flash``, ``latency``, ``activations``,
+            ``params``, ``arena`` or ``model`` (Optuna constraint key).
+        metric: the Cost field it limits: ``sram_bytes``, ``flash_bytes``, ``latency_ms``
+            (or ``latency_ms_high``), ``activation_bytes``, ``param_bytes``, ``arena_bytes``,
+            ``model_bytes``.
         value: the largest allowed value of ``metric`` (bytes or milliseconds), > 0.
         board: the board the limit belongs to.
         reserve: the part of the board's memory that is not available to the model (bytes;
@@ -57,16 +66,40 @@ class Limit:
                    int(data.get("reserve", 0)))
 
 
-def limits(board: Board, max_latency_ms: float | None = None, latency_bound: str = "point") -> tuple[Limit, ...]:
-    """The limits on a model deployed to ``board``: SRAM, flash, and the latency ceiling if given,
-    on the Cost field of ``latency_bound`` (a key of :data:`LATENCY_BOUNDS`)."""
+def limits(
+    board: Board,
+    max_latency_ms: float | None = None,
+    latency_bound: str = "point",
+    max_activation_bytes: int | None = None,
+    max_param_bytes: int | None = None,
+    max_arena_bytes: int | None = None,
+    max_model_bytes: int | None = None,
+) -> tuple[Limit, ...]:
+    """The limits on a model deployed to ``board``: SRAM, flash, and those given: the latency
+    ceiling (ms, on the Cost field of ``latency_bound``, a key of :data:`LATENCY_BOUNDS`) and
+    the byte budgets on ``Cost.activation_bytes``, ``param_bytes``, ``arena_bytes`` and
+    ``model_bytes`` (see :data:`BYTE_BUDGETS`)."""
     found = [
         Limit("sram", "sram_bytes", float(board.sram_bytes), board.name, board.sram_reserve_bytes),
         Limit("flash", "flash_bytes", float(board.flash_budget_bytes), board.name, board.flash_reserve_bytes),
     ]
     if max_latency_ms is not None:
         found.append(Limit("latency", LATENCY_BOUNDS[latency_bound], float(max_latency_ms), board.name))
+    budgets = (max_activation_bytes, max_param_bytes, max_arena_bytes, max_model_bytes)
+    for (key, (metric, _)), value in zip(BYTE_BUDGETS.items(), budgets):
+        if value is not None:
+            found.append(Limit(key, metric, float(value), board.name))
     return tuple(found)
+
+
+# Budgets in bytes of one Cost field (no board reserve), in the order of limits()'s arguments:
+# Limit key -> (Cost field, what a message calls it).
+BYTE_BUDGETS: dict[str, tuple[str, str]] = {
+    "activations": ("activation_bytes", "activations (planned arena, no persistent tail)"),
+    "params": ("param_bytes", "parameters (int8 weights, int32 biases)"),
+    "arena": ("arena_bytes", "TFLM arena (32-bit)"),
+    "model": ("model_bytes", "model file (.tflite)"),
+}
 
 
 def _kb(n_bytes: float) -> str:
@@ -84,6 +117,8 @@ def _violation(limit: Limit, cost: Cost) -> str | None:
         return f"{what} {value:,.1f} ms > limit {limit.value:g} ms" if value > limit.value else None
     if value <= limit.value:
         return None
+    if limit.key in BYTE_BUDGETS:
+        return f"{BYTE_BUDGETS[limit.key][1]} {value:,} B > budget {round(limit.value):,} B"
     if limit.key == "sram":
         budget = round(limit.value) - limit.reserve
         frontend = f" + front end {cost.frontend_ram_bytes:,} B" if cost.frontend_ram_bytes else ""

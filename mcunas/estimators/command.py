@@ -46,6 +46,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--runtime", default=DEFAULT_RUNTIME, choices=RUNTIMES)
     parser.add_argument("--profile", type=Path, help="latency profile JSON (from `mcunas estimate calibrate`)")
     parser.add_argument("--max-latency-ms", type=float, help="latency ceiling to check (ms)")
+    parser.add_argument("--max-activation-bytes", type=int,
+                        help="activation budget to check (bytes of the planned arena without its persistent tail, as μNAS counts)")
+    parser.add_argument("--max-param-bytes", type=int, help="parameter budget to check (bytes of int8 weights and int32 biases)")
+    parser.add_argument("--max-arena-bytes", type=int, help="arena budget to check (bytes of the whole 32-bit TFLM arena)")
+    parser.add_argument("--max-model-bytes", type=int, help="model budget to check (bytes of the .tflite file)")
     parser.add_argument("--config", type=Path,
                         help="experiment YAML: count its dataset's audio front end (features.c) in SRAM and flash")
     parser.add_argument(
@@ -77,6 +82,8 @@ def run(args: argparse.Namespace) -> int:
 
         front_end = load_experiment(args.config).dataset.front_end
     cost = estimate(graph, board, args.runtime, profile=args.profile, max_latency_ms=args.max_latency_ms,
+                    max_activation_bytes=args.max_activation_bytes, max_param_bytes=args.max_param_bytes,
+                    max_arena_bytes=args.max_arena_bytes, max_model_bytes=args.max_model_bytes,
                     front_end=front_end)
     rows = _per_op_rows(graph, board, args) if args.per_op else None
     if args.json:
@@ -133,7 +140,8 @@ def _table(cost: Cost, board: Board, model_name: str) -> str:
         ("board", f"{board.name} ({board.mcu}, {board.core} @ {board.clock_mhz:g} MHz)"),
         ("runtime", cost.runtime),
         ("MACs", f"{cost.macs:,}"),
-        ("params", f"{cost.params:,}"),
+        ("params", f"{cost.params:,} ({_kb(cost.param_bytes)})"),
+        ("activations (planned)", _kb(cost.activation_bytes)),
         ("arena (32-bit target)", _kb(cost.arena_bytes)),
         ("arena (64-bit host)", _kb(cost.arena_bytes_host)),
         ("SRAM (arena + reserve" + (" + front end" if cost.frontend_ram_bytes else "") + ")",

@@ -41,6 +41,10 @@ class Cost:
         params: weight and bias elements.
         arena_bytes: TFLM tensor arena on the 32-bit target.
         arena_bytes_host: TFLM tensor arena of the 64-bit host build (what ``mcunas.tflm`` measures).
+        activation_bytes: the arena's planned part: activations and kernel scratch buffers as
+            TFLM's greedy planner places them, without the persistent tail (μNAS's "peak
+            memory usage"; see :mod:`mcunas.estimators.budget`).
+        param_bytes: int8 weights and int32 biases (μNAS's "model size").
         sram_bytes: arena + the board's SRAM reserve + the front end's RAM.
         model_bytes: size of the ``.tflite`` flatbuffer.
         flash_bytes: model + TFLM runtime code for the op kinds and kernels used + the front end's flash.
@@ -59,6 +63,8 @@ class Cost:
     params: int
     arena_bytes: int
     arena_bytes_host: int
+    activation_bytes: int
+    param_bytes: int
     sram_bytes: int
     model_bytes: int
     flash_bytes: int
@@ -84,6 +90,10 @@ def estimate(
     profile: Profile | str | Path | None = None,
     max_latency_ms: float | None = None,
     latency_bound: str = "point",
+    max_activation_bytes: int | None = None,
+    max_param_bytes: int | None = None,
+    max_arena_bytes: int | None = None,
+    max_model_bytes: int | None = None,
     front_end: FrontEndConfig | None = None,
 ) -> Cost:
     """Estimate arena, SRAM, flash and latency of ``graph`` on ``board`` and check the budgets.
@@ -97,6 +107,9 @@ def estimate(
         max_latency_ms: optional latency ceiling (ms).
         latency_bound: what the ceiling is checked against: ``point`` (``latency_ms``) or
             ``upper`` (``latency_ms_high``), see :data:`mcunas.estimators.budget.LATENCY_BOUNDS`.
+        max_activation_bytes, max_param_bytes, max_arena_bytes, max_model_bytes: optional byte
+            budgets on ``activation_bytes`` and ``param_bytes`` (μNAS's counts), ``arena_bytes``
+            and ``model_bytes`` (what TFLM allocates, what the board stores).
         front_end: the audio front end that computes the model's input on the device, if any:
             its flash and RAM count in ``flash_bytes`` and ``sram_bytes``.
     """
@@ -119,6 +132,8 @@ def estimate(
         params=graph.params,
         arena_bytes=arena,
         arena_bytes_host=arena_host,
+        activation_bytes=memory.plan_bytes(graph, kernels, "cortex-m"),
+        param_bytes=graph.param_bytes,
         sram_bytes=arena + board.sram_reserve_bytes + frontend_ram,
         model_bytes=model,
         flash_bytes=model + runtime_code + frontend_flash,
@@ -130,6 +145,8 @@ def estimate(
     if latency is not None:
         cost.latency_ms_low, cost.latency_ms_high = latency.low_ms, latency.high_ms
         cost.latency_assumed_ops, cost.latency_assumed_pct = list(latency.assumed_ops), latency.assumed_pct
-    cost.violations = broken_limits(cost, limits(board, max_latency_ms, latency_bound))
+    board_limits = limits(board, max_latency_ms, latency_bound, max_activation_bytes, max_param_bytes,
+                          max_arena_bytes, max_model_bytes)
+    cost.violations = broken_limits(cost, board_limits)
     cost.fits = not cost.violations
     return cost

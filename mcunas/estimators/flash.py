@@ -5,254 +5,94 @@ Two ways to the file size, by where the graph comes from:
 * a graph imported from a file (:class:`~mcunas.graph.tflite.ImportedGraph`) is rebuilt with
   the flatbuffers builder from its contents (:mod:`mcunas.estimators.tflite_layout`): exact
   table, vtable, vector and alignment layout, within 1 % of the file down to 1 KB models;
-* a search space's graph -- the file ``mcunas.export`` writes (onnx2tf 1.28 + TFLite converter
-  of TF 2.21) -- gets the closed-form model below (microseconds, the search's inner loop).
+* a search space's graph -- the file ``mcunas.export`` writes: onnx2tf 1.28 + TFLite converter
+  of TF 2.21, stripped of what TFLite Micro does not read (:mod:`mcunas.export.strip`: no
+  names, description, metadata or signatures; activations refer to the empty buffer 0) -- gets
+  the closed-form model below (microseconds, the search's inner loop).
 
-:func:`model_bytes` for a space graph rebuilds the flatbuffer's size (schema
-``tensorflow/lite/schema/schema.fbs``) term by term:
+:func:`model_bytes` for a space graph is the exact terms of :func:`model_terms` (schema
+``tensorflow/lite/schema/schema.fbs``; every vector and string has a 4-byte length, every
+table is reached through a 4-byte offset) plus fitted overheads:
 
-* constant buffers (weights int8, biases int32, shape and padding tensors), each padded to 16
-  bytes (``force_align: 16`` on ``Buffer.data``);
-* per tensor: the shape vector; per quantization channel a float32 scale and an int64 zero
-  point; the name (onnx2tf's tensor names, predicted by :func:`onnx2tf_name_chars` from the op
-  sequence);
-* per operator: the input and output index vectors;
-* strings (names, description, metadata names, signature keys) as flatbuffer strings: a 4-byte
-  length, the characters and a NUL, padded to 4 bytes; every vector has a 4-byte length;
-* the export's description, metadata entries (name + buffer) and signature definition (the
-  ``ONNX2TF_*`` constants);
-* fitted overheads (tables, vtables, offsets, builtin options, alignment padding): per tensor,
-  per operator, per distinct operator code and per file.
+* exact: per stored tensor its offset and shape vector; per quantized tensor its float32
+  scales and int64 zero points (one per channel) with their lengths; per constant its Buffer's
+  offset and data (padded to 4 bytes); per operator its offset and input and output vectors;
+* fitted: the tables and vtables (Tensor, QuantizationParameters, Buffer, Operator with its
+  builtin options, OperatorCode, Model, SubGraph) and alignment padding: a fixed part (with
+  the graph input's tensor and the classifier, which every space graph has once), one per
+  distinct operator code, one per constant tensor, one per operator of each kind with its
+  output tensor (:data:`OPERATOR_OVERHEAD_BYTES`).
 
-Fit: ``TENSOR_OVERHEAD_BYTES``, ``OPCODE_OVERHEAD_BYTES`` and ``FIXED_OVERHEAD_BYTES`` by least
-squares of file size minus the other terms on 10 exports of both spaces (13-305 KB, each
-converted in a fresh process, ``isolate=True``, the pipeline's default), the four MLPerf Tiny
-models and 5 small Keras models; checked on 10 further exports (10-328 KB): within 0.3 %.
+The converter stores equal constants once (PADs adding the same padding share one paddings
+tensor); such duplicates of a graph are not counted.
+
+Fit: ``benchmarks/flash_fit.py`` (least squares on stripped exports of random architectures of
+mobilenetv2, mobilenetv1 and cnn, default and tiny options; its output gives the constants
+below and the in-sample and leave-one-out errors, see ``benchmarks/RESULTS.md``).
 """
 
 from __future__ import annotations
 
 from math import prod
+from typing import NamedTuple
 
 from mcunas.estimators.memory import duplicate_constant_indices
 from mcunas.graph.ir import DTYPE_BYTES, Graph
 from mcunas.graph.tflite import ImportedGraph
 
-# Buffer data alignment in the flatbuffer (schema.fbs: Buffer.data force_align 16).
-BUFFER_ALIGNMENT = 16
-ALIGNMENT_MASK = BUFFER_ALIGNMENT - 1
 # Quantization parameters per channel: float32 scale + int64 zero point (schema.fbs).
 QUANT_BYTES_PER_CHANNEL = 4 + 8
-# The length prefix of every flatbuffer vector and string (uint32).
+# The length prefix of every flatbuffer vector and string (uint32); the offset to a table.
 LENGTH_BYTES = 4
-# Fixed-size parts (schema.fbs; bytes, the table with its 4-byte vtable offset, plus the
-# 4-byte offset to it in its parent's vector): a Metadata entry (table: name offset, buffer
-# index) with its Buffer table (data offset); a SignatureDef (inputs, outputs, key offsets,
-# subgraph index) and its two TensorMap vectors' lengths; a TensorMap (name offset, tensor index).
-METADATA_ENTRY_BYTES = (12 + 4) + (8 + 4)
-SIGNATURE_BYTES = (20 + 4) + 2 * LENGTH_BYTES
-TENSOR_MAP_BYTES = 12 + 4
+OFFSET_BYTES = 4
 
-# Overheads (bytes) of the tables, vtables, offsets and alignment padding the terms above leave
-# out. Per operator (Operator table, builtin options, offset): the mean measured by attributing
-# every byte of the exports and MLPerf files of the fit to its flatbuffer object (40.4-43.9
-# bytes). Per tensor (Tensor, QuantizationParameters and Buffer tables, offsets, padding), per
-# distinct operator code (OperatorCode table, options vtable) and fixed (Model and SubGraph
-# tables, other vtables, the empty buffer 0): least squares, see the module docstring.
-OPERATOR_OVERHEAD_BYTES = 41.0
-TENSOR_OVERHEAD_BYTES = 57.41
-OPCODE_OVERHEAD_BYTES = 13.52
-FIXED_OVERHEAD_BYTES = 311.75
-
-# What a ``mcunas.export`` file (onnx2tf + TFLiteConverter) holds beyond ops and tensors: the
-# converter's description, metadata entries (name: buffer bytes) and the Keras signature (key,
-# tensor-map names: ``mcunas.export`` names the ONNX input ``input`` and output ``logits``).
-ONNX2TF_DESCRIPTION = "MLIR Converted."
-ONNX2TF_METADATA: dict[str, int] = {"min_runtime_version": 16, "CONVERSION_METADATA": 96}
-ONNX2TF_SIGNATURES: tuple[tuple[str, tuple[str, ...]], ...] = (("serving_default", ("input", "logits")),)
-
-def _string_bytes(chars: int) -> int:
-    """A flatbuffer string: 4-byte length, the characters and a NUL, padded to 4 bytes."""
-    return 4 + ((chars + 1 + 3) & -4)
-
-
-def _aligned(nbytes: int) -> int:
-    """``nbytes`` of buffer data rounded up to :data:`BUFFER_ALIGNMENT`."""
-    return (nbytes + ALIGNMENT_MASK) & ~ALIGNMENT_MASK
-
-
-# ----------------------------------------------------------------------------- onnx2tf names
-
-# The tensor names of an onnx2tf export are TF op names of its Keras model:
-# ``model_<m>/<layer>_<k>/<op>`` where ``<layer>_<k>`` counts the layers of one type in the
-# process (no suffix for the first) and ``model_<m>`` the Keras models built before the final one
-# (``model/`` for none). A convolution's bias is named after every op fused into it,
-# ``<activation>;<add>;<convolution>;Const_<n>`` (``Const_<n>``: the converter's constants,
-# numbered over the file), its output the same plus ``1``; a strided SAME convolution's also
-# names the PAD folded into it (``...;Const_<n>;model/tf.compat.v1.pad_<k>/Pad;Const_<n'>``).
-# Layer name and op suffix (characters):
-_LAYER_CHARS: dict[str, int] = {
-    "conv": len("tf.nn.convolution/convolution"),
-    "dw": len("tf.compat.v1.nn.depthwise_conv2d/depthwise"),
-    "add": len("tf.math.add/Add"),
-    "RELU6": len("tf.nn.relu6/Relu6"),
-    "RELU": len("tf.nn.relu/Relu"),
-    "pad": len("tf.compat.v1.pad/Pad"),
-    "mean": len("tf.math.reduce_mean/Mean"),
+# Fitted overheads (bytes), benchmarks/flash_fit.py: see the module docstring.
+FIXED_OVERHEAD_BYTES = 421.16
+OPCODE_OVERHEAD_BYTES = 30.70
+CONSTANT_TENSOR_OVERHEAD_BYTES = 37.58
+OPERATOR_OVERHEAD_BYTES: dict[str, float] = {
+    "ADD": 63.70, "CONV_2D": 83.66, "DEPTHWISE_CONV_2D": 95.40, "FULLY_CONNECTED": 0.0, "MAX_POOL_2D": 85.60,
+    "MEAN": 68.75, "PAD": 65.72,
 }
-_MEAN_AXES_CHARS = len("/reduction_indices")
-_FC_WEIGHT_CHARS = len("tf.linalg.matmul/MatMul")
-_FC_BIAS_CHARS = len("logits/AddV2")  # the ONNX classifier output name
-_PADDINGS_CHARS = len("arith.constant")
-_INPUT_CHARS = len("serving_default_input:0")
-_OUTPUT_CHARS = len("PartitionedCall:0")
-_CONST_CHARS = len("Const_")
-# Ops the spaces do not emit (names not modelled): a typical layer name length.
-_OTHER_LAYER_CHARS = 24
-# onnx2tf validates an op whose NCHW input has equal C, H and W (its layout is ambiguous) on
-# throw-away Keras layers and models. Counted on real exports: per such convolution two more
-# layers of its type and two add layers, two models; per such ADD one add layer, one model; per
-# such PAD seven layers of the following convolution's type and seven add layers, seven models.
-_AMBIGUOUS_CONV_LAYERS = 2
-_AMBIGUOUS_ADD_LAYERS = 1
-_AMBIGUOUS_PAD_LAYERS = 7
+# An op kind the fit did not see (the spaces emit none): the largest fitted operator overhead.
+DEFAULT_OPERATOR_OVERHEAD_BYTES = max(OPERATOR_OVERHEAD_BYTES.values(), default=0.0)
 
 
-# Characters of a Keras layer-name counter suffix: none for 0, else ``_<count>`` (a table: this
-# is the inner loop of the estimate; models have far fewer than 4096 layers of one type).
-_COUNTER_CHARS: tuple[int, ...] = (0,) + tuple(1 + len(str(count)) for count in range(1, 4096))
+class ModelTerms(NamedTuple):
+    """What a stripped export's size is made of (see the module docstring).
 
-
-def onnx2tf_name_chars(graph: Graph) -> list[int]:
-    """Predicted name length (characters) of each tensor of ``graph`` in its onnx2tf export.
-
-    Replays the Keras layer counters of the conversion op by op (see the constants above); on
-    exports of both spaces it gives most names exactly, the rest within a digit or two. Tensors
-    of ops the spaces do not emit get :data:`_OTHER_LAYER_CHARS` plus the model prefix.
+    Attributes:
+        exact_bytes: the terms that follow from the schema alone (bytes).
+        opcodes: distinct operator kinds.
+        constant_tensors: stored constant tensors.
+        ops_per_kind: operators per kind.
     """
-    tensors = graph.tensors
-    ops = graph.ops
-    ambiguous = []
-    models = convolutions = pads = 0
-    for op in ops:
-        kind = op.kind
-        shape = tensors[op.inputs[0]].shape if op.inputs else ()
-        unclear = len(shape) == 4 and shape[1] == shape[2] == shape[3]  # see the constants above
-        ambiguous.append(unclear)
-        if kind == "CONV_2D" or kind == "DEPTHWISE_CONV_2D":
-            convolutions += 1
-            models += _AMBIGUOUS_CONV_LAYERS if unclear else 0
-        elif kind == "PAD":
-            pads += 1
-            models += _AMBIGUOUS_PAD_LAYERS if unclear else 0
-        elif kind == "ADD":
-            models += _AMBIGUOUS_ADD_LAYERS if unclear else 0
-    prefix = len("model/") if models == 0 else len("model_/") + len(str(models))
-    conv_chars = prefix + _LAYER_CHARS["conv"]
-    dw_chars = prefix + _LAYER_CHARS["dw"]
-    add_chars = prefix + _LAYER_CHARS["add"]
-    pad_chars = prefix + _LAYER_CHARS["pad"]
-    activation_chars = {name: prefix + _LAYER_CHARS[name] + 1 for name in ("RELU", "RELU6")}
-    counters = {"CONV_2D": 0, "DEPTHWISE_CONV_2D": 0, "RELU": 0, "RELU6": 0}
-    adds = pads_seen = means = skipped = 0
-    constant = 2 * convolutions + pads  # Const_<n>: two per convolution, one per PAD
-    names = [prefix + _OTHER_LAYER_CHARS] * len(tensors)
-    suffix = _COUNTER_CHARS  # a local: the lookups below are the estimate's inner loop
-    for op, unclear in zip(ops, ambiguous):
-        kind = op.kind
-        inputs = op.inputs
-        if kind == "CONV_2D" or kind == "DEPTHWISE_CONV_2D":
-            if unclear:
-                skipped += _AMBIGUOUS_CONV_LAYERS
-            count = counters[kind] + skipped
-            adds += skipped
-            skipped = 0
-            weight = (conv_chars if kind == "CONV_2D" else dw_chars) + suffix[count]
-            counters[kind] = count + 1
-            # "<add>;<weight>;Const_<n>"
-            bias = add_chars + suffix[adds] + weight + 2 + _CONST_CHARS + len(str(constant))
-            adds += 1
-            constant -= 2
-            if op.padding == "SAME" and op.stride != (1, 1):
-                # onnx2tf pads explicitly; the converter folds its PAD into this SAME convolution
-                bias += pad_chars + suffix[pads_seen] + 2 + _CONST_CHARS + len(str(constant))
-                pads_seen += 1
-                constant -= 1
-            activation = op.activation
-            if activation in activation_chars:
-                bias += activation_chars[activation] + suffix[counters[activation]]
-                counters[activation] += 1
-            names[inputs[1]] = weight
-            if len(inputs) > 2 and inputs[2] >= 0:
-                names[inputs[2]] = bias
-            names[op.outputs[0]] = bias + 1
-        elif kind == "ADD":
-            if unclear:
-                adds += _AMBIGUOUS_ADD_LAYERS
-            names[op.outputs[0]] = add_chars + suffix[adds]
-            adds += 1
-        elif kind == "PAD":
-            if unclear:
-                skipped += _AMBIGUOUS_PAD_LAYERS
-            names[inputs[1]] = _PADDINGS_CHARS
-            names[op.outputs[0]] = pad_chars + suffix[pads_seen]
-            pads_seen += 1
-            constant -= 1
-        elif kind == "MEAN":
-            name = prefix + _LAYER_CHARS["mean"] + suffix[means]
-            names[inputs[1]] = name + _MEAN_AXES_CHARS
-            names[op.outputs[0]] = name
-            means += 1
-        elif kind == "FULLY_CONNECTED":
-            names[inputs[1]] = prefix + _FC_WEIGHT_CHARS
-            if len(inputs) > 2 and inputs[2] >= 0:
-                names[inputs[2]] = prefix + _FC_BIAS_CHARS
-    for index in graph.inputs:
-        names[index] = _INPUT_CHARS
-    for index in graph.outputs:
-        names[index] = _OUTPUT_CHARS
-    return names
+
+    exact_bytes: int
+    opcodes: int
+    constant_tensors: int
+    ops_per_kind: dict[str, int]
 
 
-# ----------------------------------------------------------------------------- model size
-
-
-def _extras_bytes(description: str, metadata: dict[str, int], signatures) -> int:
-    """Bytes of the description, metadata entries and signature definitions of a file."""
-    total = _string_bytes(len(description))
-    for name, nbytes in metadata.items():
-        total += METADATA_ENTRY_BYTES + _string_bytes(len(name)) + LENGTH_BYTES + _aligned(nbytes)
-    for key, map_names in signatures:
-        total += SIGNATURE_BYTES + _string_bytes(len(key))
-        for name in map_names:
-            total += TENSOR_MAP_BYTES + _string_bytes(len(name))
-    return total
-
-
-_ONNX2TF_EXTRAS_BYTES = _extras_bytes(ONNX2TF_DESCRIPTION, ONNX2TF_METADATA, ONNX2TF_SIGNATURES)
-
-
-def _tensor_bytes(tensors, name_chars) -> float:
-    """Bytes of ``tensors``: overhead, shape vector, quantization vectors, constant buffer (with
-    its length), and names of ``name_chars`` characters."""
-    dims = channels = quantized = data = 0
-    for tensor in tensors:
-        dims += len(tensor.shape)
-        if tensor.quant_channels:
-            channels += tensor.quant_channels
-            quantized += 1
+def model_terms(graph: Graph) -> ModelTerms:
+    """The exact terms and the counts the fitted overheads multiply, for a space graph's export."""
+    duplicates = duplicate_constant_indices(graph) if any(op.kind == "PAD" for op in graph.ops) else ()
+    exact = constants = 0
+    for tensor in graph.tensors:
+        if tensor.index in duplicates:
+            continue
+        exact += OFFSET_BYTES + LENGTH_BYTES + 4 * len(tensor.shape)
+        channels = tensor.quant_channels
+        if channels:
+            exact += 2 * LENGTH_BYTES + QUANT_BYTES_PER_CHANNEL * channels
         if tensor.is_constant:
-            nbytes = prod(tensor.shape) * DTYPE_BYTES[tensor.dtype]
-            data += LENGTH_BYTES + ((nbytes + ALIGNMENT_MASK) & ~ALIGNMENT_MASK)  # _aligned, inlined
-    names = sum([(chars + 8) & -4 for chars in name_chars])  # _string_bytes, summed
-    return (
-        (TENSOR_OVERHEAD_BYTES + LENGTH_BYTES) * len(tensors)
-        + 4 * dims
-        + 2 * LENGTH_BYTES * quantized
-        + QUANT_BYTES_PER_CHANNEL * channels
-        + data
-        + names
-    )
+            constants += 1
+            exact += OFFSET_BYTES + LENGTH_BYTES + ((prod(tensor.shape) * DTYPE_BYTES[tensor.dtype] + 3) & -4)
+    ops_per_kind: dict[str, int] = {}
+    for op in graph.ops:
+        ops_per_kind[op.kind] = ops_per_kind.get(op.kind, 0) + 1
+        exact += OFFSET_BYTES + 2 * LENGTH_BYTES + 4 * (len(op.inputs) + len(op.outputs))
+    return ModelTerms(exact, len(ops_per_kind), constants, ops_per_kind)
 
 
 def model_bytes(graph: Graph) -> int:
@@ -261,24 +101,18 @@ def model_bytes(graph: Graph) -> int:
     A graph imported from a file (:class:`~mcunas.graph.tflite.ImportedGraph`) is rebuilt with
     the flatbuffers builder from its contents (:func:`mcunas.estimators.tflite_layout.layout_bytes`,
     within 1 % down to 1 KB files); the file size it carries is not used. Any other graph (a
-    search space's, the file ``mcunas.export`` writes) gets the closed-form model of the module
-    docstring: within 0.5 % of its export, and fast (the search estimates thousands per second).
+    search space's: the stripped file ``mcunas.export`` writes) gets the closed-form model of
+    the module docstring, fast enough for the search's thousands of estimates per second.
     """
     if isinstance(graph, ImportedGraph):
         from mcunas.estimators.tflite_layout import layout_bytes
 
         return layout_bytes(graph)
-    tensors = graph.tensors
-    ops = graph.ops
-    extras = _ONNX2TF_EXTRAS_BYTES
-    name_chars = onnx2tf_name_chars(graph)
-    total = FIXED_OVERHEAD_BYTES + extras + OPCODE_OVERHEAD_BYTES * len({op.kind for op in ops})
-    total += (OPERATOR_OVERHEAD_BYTES + 2 * LENGTH_BYTES) * len(ops)
-    total += 4 * sum([len(op.inputs) + len(op.outputs) for op in ops])
-    total += _tensor_bytes(tensors, name_chars)
-    duplicates = duplicate_constant_indices(graph)
-    if duplicates:  # stored once by the converter
-        total -= _tensor_bytes([tensors[i] for i in duplicates], [name_chars[i] for i in duplicates])
+    terms = model_terms(graph)
+    total = (FIXED_OVERHEAD_BYTES + OPCODE_OVERHEAD_BYTES * terms.opcodes + terms.exact_bytes
+             + CONSTANT_TENSOR_OVERHEAD_BYTES * terms.constant_tensors)
+    for kind, count in terms.ops_per_kind.items():
+        total += count * OPERATOR_OVERHEAD_BYTES.get(kind, DEFAULT_OPERATOR_OVERHEAD_BYTES)
     return round(total)
 
 

@@ -6,11 +6,11 @@ shape signature, constant-buffer bytes, shared buffers), operators (kind, inputs
 the option values the IR keeps or the shapes imply), the description, metadata and signature
 definitions -- with the TFLite schema's generated object API (``schema_py_generated`` of the
 ``tflite-micro`` package) and the ``flatbuffers`` builder, and returns the packed length. The
-builder places tables, vtables (shared when equal), vectors, strings and 16-byte-aligned buffer
-data as the TFLite converter's C++ builder does: packing a converter's own file back through the
+builder places tables, vtables (shared when equal), vectors, strings and buffer data
+(:func:`mcunas.graph.tflite_pack.pack_model`) as the TFLite converter's C++ builder does: packing a converter's own file back through the
 object API gives its exact size for the TensorFlow 2.21 converter (within 0.6 % for the older
 MLPerf Tiny files). What the IR does not keep is filled with the converter's usual values (the
-subgraph name ``main``, schema version 3, operator-code version 2, zero weights, option fields
+schema version 3, operator-code version 2, zero weights, option fields
 such as a concatenation axis or a resize's ``half_pixel_centers`` from the shapes or the
 converter's defaults); measured on the generated models of ``tests/model_zoo.py``, the MLPerf Tiny
 files and space exports: within 1 % (see ``benchmarks/RESULTS.md``).
@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from mcunas.graph.tflite_pack import pack_model
 from mcunas.graph.tflite_schema import BUILTIN_OPERATOR_NAMES, TENSOR_TYPE_NAMES
 
 if TYPE_CHECKING:
@@ -36,19 +37,17 @@ _ACTIVATION = {"NONE": 0, "RELU": 1, "RELU_N1_TO_1": 2, "RELU6": 3, "TANH": 4, "
 # What the TFLite converter writes that the IR does not keep.
 _SCHEMA_VERSION = 3
 _OPERATOR_CODE_VERSION = 2
-_SUBGRAPH_NAME = b"main"
 _LEAKY_RELU_ALPHA = 0.2  # any non-default float: the field is written
 
 
 def layout_bytes(graph: ImportedGraph) -> int:
     """Packed size (bytes) of the flatbuffer rebuilt from ``graph`` (see the module docstring)."""
-    import flatbuffers
     import numpy as np
     from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
 
     model = schema.ModelT()
     model.version = _SCHEMA_VERSION
-    model.description = graph.description.encode("utf-8")
+    model.description = graph.description.encode("utf-8") or None  # "": the file has none
     kinds = list(dict.fromkeys(op.kind for op in graph.ops))  # operator codes in order of first use
     model.operatorCodes = []
     for kind in kinds:
@@ -61,15 +60,17 @@ def layout_bytes(graph: ImportedGraph) -> int:
     buffers = [schema.BufferT()]  # buffer 0: the empty sentinel
     depthwise_weights = {op.inputs[1] for op in graph.ops if op.kind == "DEPTHWISE_CONV_2D"}
     subgraph = schema.SubGraphT()
-    subgraph.name = _SUBGRAPH_NAME
+    subgraph.name = graph.subgraph_name.encode("utf-8") or None
     subgraph.tensors = []
     for index, tensor in enumerate(graph.tensors):
         packed = schema.TensorT()
         packed.shape = np.array(tensor.shape, np.int32)
         packed.type = _TENSOR_TYPES[tensor.dtype]
-        packed.name = tensor.name.encode("utf-8")
+        packed.name = tensor.name.encode("utf-8") or None  # converters name every tensor; "": stripped
         packed.hasRank = True
-        if graph.shared_buffer[index]:
+        if graph.sentinel_buffer[index]:
+            packed.buffer = 0  # no buffer of its own (a stripped file's activations)
+        elif graph.shared_buffer[index]:
             packed.buffer = 1  # stored once by an earlier tensor: no buffer of its own
         else:
             buffer = schema.BufferT()
@@ -111,13 +112,12 @@ def layout_bytes(graph: ImportedGraph) -> int:
         entry.name = name.encode("utf-8")
         entry.buffer = len(buffers) - 1
         model.metadata.append(entry)
+    model.metadata = model.metadata or None  # a stripped file has no metadata vector
     model.buffers = buffers
     if graph.signatures:
         model.signatureDefs = [_signature(schema, graph, key, names) for key, names in graph.signatures]
 
-    builder = flatbuffers.Builder(1024)
-    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
-    return len(builder.Output())
+    return len(pack_model(model))
 
 
 def _signature(schema: Any, graph: Graph, key: str, names: tuple[str, ...]) -> Any:

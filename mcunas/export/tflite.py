@@ -6,7 +6,8 @@ Pipeline (each failure is an :class:`~mcunas.errors.ExportError` naming its stag
 2. "onnx2tf conversion": onnx2tf builds an NHWC Keras model (BatchNorm folded, stride-2
    'same' convolutions get an explicit ``PAD``).
 3. "int8 quantization": ``TFLiteConverter`` with int8 builtins only, int8 input/output,
-   per-channel weights, calibrated on a sample of the training split; then every op must be a
+   per-channel weights, calibrated on a sample of the training split; the file is stripped of
+   what TFLite Micro does not read (:mod:`mcunas.export.strip`); then every op must be a
    TFLite Micro int8 kernel and every activation tensor int8.
 4. "TFLM load": the model is allocated and invoked once in the TFLite Micro interpreter.
 
@@ -40,6 +41,7 @@ import numpy as np
 from mcunas.errors import ExportError, McunasError
 from mcunas.export import _convert
 from mcunas.export.onnx import export_onnx
+from mcunas.export.strip import strip_tflite
 from mcunas.io import atomic_write_bytes
 
 # Op kinds TFLite Micro runs with int8 tensors that the exported models may contain.
@@ -77,6 +79,7 @@ def export_tflite(
     *,
     float_out_path: str | os.PathLike[str] | None = None,
     isolate: bool = True,
+    strip: bool = True,
 ) -> Path:
     """Export ``model`` to a full-integer int8 ``.tflite`` at ``out_path``.
 
@@ -89,6 +92,8 @@ def export_tflite(
         float_out_path: optionally also write the float32 ``.tflite`` of the same graph
             (used for float accuracy and per-layer quantization error).
         isolate: convert in a child process (see the module docstring).
+        strip: strip the int8 model of what TFLite Micro does not read (:mod:`mcunas.export.strip`);
+            False keeps the converter's file as it is (names, signatures, metadata).
 
     Returns:
         ``out_path`` as a Path.
@@ -114,6 +119,8 @@ def export_tflite(
             _convert_in_child(work, onnx_path, calibration_path, int8_path, float_path)
         else:
             _convert_in_process(work, onnx_path, calibration_path, int8_path, float_path)
+        if strip:
+            int8_path.write_bytes(strip_tflite(int8_path.read_bytes()))
         check_tflm_int8(int8_path)
         check_tflm_load(int8_path)
         atomic_write_bytes(out_path, int8_path.read_bytes())

@@ -337,14 +337,16 @@ def layer_errors(int8_path: Path, float_path: Path, x_nhwc: np.ndarray) -> list[
             ref = float_model.get_tensor(op_f["outputs"][0]).astype(np.float64)
             squared_error[i] += float(np.sum((deq.reshape(ref.shape) - ref) ** 2))
             squared_reference[i] += float(np.sum(ref**2))
+    # Names from the float model: the int8 file is stripped of tensor names (mcunas.export.strip).
+    float_names = {t["index"]: t["name"] for t in float_model.get_tensor_details()}
     errors = [
         LayerError(
             op_index=i,
             kind=op["op_name"],
-            tensor=int8_tensors[op["outputs"][0]]["name"],
+            tensor=float_names[op_f["outputs"][0]],
             shape=tuple(int(d) for d in int8_tensors[op["outputs"][0]]["shape"]),
             relative_rmse=float(np.sqrt(squared_error[i] / max(squared_reference[i], 1e-30))),
         )
-        for i, op in enumerate(int8_ops)
+        for i, (op, op_f) in enumerate(zip(int8_ops, float_ops))
     ]
     return sorted(errors, key=lambda e: e.relative_rmse, reverse=True)

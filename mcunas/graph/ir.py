@@ -45,6 +45,7 @@ SPACE_OP_KINDS: frozenset[str] = frozenset(
         "DEPTHWISE_CONV_2D",
         "ADD",
         "AVERAGE_POOL_2D",
+        "MAX_POOL_2D",
         "MEAN",
         "FULLY_CONNECTED",
         "RESHAPE",
@@ -127,15 +128,26 @@ class Graph:
         """Multiply-accumulates of one inference, summed over ops."""
         return sum(op.macs for op in self.ops)
 
-    @property
-    def params(self) -> int:
-        """Number of elements in constant tensors that are weights or biases of ops with MACs."""
+    def _parameter_tensors(self) -> list[Tensor]:
+        """The constant tensors that are weights or biases of ops with MACs (each once)."""
         counted: set[int] = set()
         for op in self.ops:
             if op.macs:
                 counted.update(op.inputs[1:])
         tensors = self.tensors
-        return sum([prod(tensors[i].shape) for i in counted if i >= 0 and tensors[i].is_constant])
+        return [tensors[i] for i in counted if i >= 0 and tensors[i].is_constant]
+
+    @property
+    def params(self) -> int:
+        """Number of elements in constant tensors that are weights or biases of ops with MACs."""
+        return sum([prod(tensor.shape) for tensor in self._parameter_tensors()])
+
+    @property
+    def param_bytes(self) -> int:
+        """Bytes of the tensors :attr:`params` counts, as stored: int8 weights, int32 biases
+        (μNAS's "model size", which counts every parameter as one byte, is smaller by 3 bytes
+        per bias)."""
+        return sum([tensor.nbytes for tensor in self._parameter_tensors()])
 
     def op_kinds(self) -> list[str]:
         """Sorted distinct op kinds (the MicroMutableOpResolver list)."""

@@ -59,7 +59,7 @@ _METADATA_NAME, _METADATA_BUFFER = 4, 6
 _SIGNATURE_INPUTS, _SIGNATURE_OUTPUTS, _SIGNATURE_KEY = 4, 6, 8
 _TENSOR_MAP_NAME = 4
 _OPCODE_DEPRECATED, _OPCODE_CUSTOM, _OPCODE_BUILTIN = 4, 6, 10
-_SUBGRAPH_TENSORS, _SUBGRAPH_INPUTS, _SUBGRAPH_OUTPUTS, _SUBGRAPH_OPERATORS = 4, 6, 8, 10
+_SUBGRAPH_TENSORS, _SUBGRAPH_INPUTS, _SUBGRAPH_OUTPUTS, _SUBGRAPH_OPERATORS, _SUBGRAPH_NAME = 4, 6, 8, 10, 12
 _TENSOR_SHAPE, _TENSOR_TYPE, _TENSOR_BUFFER, _TENSOR_NAME, _TENSOR_QUANT = 4, 6, 8, 10, 12
 _TENSOR_SHAPE_SIGNATURE = 18
 _QUANT_MIN, _QUANT_SCALE = 4, 8
@@ -88,11 +88,16 @@ class ImportedGraph(Graph):
             buffer (0 for activations).
         shared_buffer: per tensor, whether an earlier tensor refers to the same buffer (the
             converter stores equal constants once, e.g. the all-zero biases of untrained models).
+        sentinel_buffer: per tensor, whether it refers to buffer 0, the schema's empty sentinel,
+            instead of a buffer of its own (the converter gives each activation its own empty
+            buffer; a file stripped by :mod:`mcunas.export.strip` points them all at buffer 0).
         minmax_channels: per tensor, the length of its quantization ``min`` (and ``max``)
             arrays: float calibration ranges older converters keep (0 when absent).
         shape_signatures: per tensor, whether it has a ``shape_signature`` vector (the shape
             with -1 for dynamic dimensions; older converters write it on inputs/activations).
-        description: the model's description string (e.g. ``"MLIR Converted."``).
+        description: the model's description string (e.g. ``"MLIR Converted."``); the subgraph's
+            name in ``subgraph_name`` (``"main"``); both ``""`` where the file has none, as
+            tensor names are.
         metadata: per ``Model.metadata`` entry, its name and the bytes of its buffer.
         signatures: per signature definition, its key and the names of its input and output
             tensor maps.
@@ -101,9 +106,11 @@ class ImportedGraph(Graph):
     file_bytes: int = 0
     buffer_bytes: list[int] = field(default_factory=list)
     shared_buffer: list[bool] = field(default_factory=list)
+    sentinel_buffer: list[bool] = field(default_factory=list)
     minmax_channels: list[int] = field(default_factory=list)
     shape_signatures: list[bool] = field(default_factory=list)
     description: str = ""
+    subgraph_name: str = ""
     metadata: dict[str, int] = field(default_factory=dict)
     signatures: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)
 
@@ -329,7 +336,8 @@ def _parse(path: Path, data: bytes) -> ImportedGraph:
     _check_subgraphs(path, reader, subgraphs, opcode_names)
     subgraph = subgraphs[0]
 
-    graph = ImportedGraph(name=path.stem, file_bytes=len(data), description=reader.string(root, _MODEL_DESCRIPTION))
+    graph = ImportedGraph(name=path.stem, file_bytes=len(data), description=reader.string(root, _MODEL_DESCRIPTION),
+                          subgraph_name=reader.string(subgraph, _SUBGRAPH_NAME))
     for entry in reader.tables(root, _MODEL_METADATA):
         buffer_index = reader.scalar(entry, _METADATA_BUFFER, u32, 0)
         size = buffer_sizes[buffer_index] if buffer_index < len(buffer_sizes) else 0
@@ -350,6 +358,7 @@ def _parse(path: Path, data: bytes) -> ImportedGraph:
         buffer_index = reader.scalar(tensor, _TENSOR_BUFFER, u32, 0)
         nbytes = buffer_sizes[buffer_index] if buffer_index < len(buffer_sizes) else 0
         graph.shared_buffer.append(nbytes > 0 and buffer_index in used_buffers)
+        graph.sentinel_buffer.append(buffer_index == 0)
         used_buffers.add(buffer_index)
         quant = reader.sub_table(tensor, _TENSOR_QUANT)
         channels = reader.vector_length(quant, _QUANT_SCALE) if quant is not None else 0

@@ -28,6 +28,7 @@ METRIC_AXES: dict[str, tuple[str, float]] = {
 ACCURACY_LABEL = "Validation accuracy (%)"
 PNG_DPI = 200
 FIGURE_SIZE_IN = (5.0, 3.6)
+CDF_FIGURE_SIZE_IN = (6.6, 3.8)  # room for a legend of many cells on the right
 STYLE = {
     "svg.hashsalt": "mcunas-report",
     "svg.fonttype": "path",
@@ -160,6 +161,33 @@ def progress_figure(series: Sequence[Series], label_runs: bool) -> RenderedFigur
         labels = ax.get_legend_handles_labels()[1]
         columns = 2 if sum(len(label) for label in labels[:2]) <= LEGEND_ROW_CHARS else 1
         fig.legend(loc="outside lower center", ncols=columns, frameon=False)
+        return _render(fig)
+
+
+def space_cdf_figure(board: str, curves: Sequence[tuple[str, Sequence[int], bool]]) -> RenderedFigure:
+    """MACs CDFs of the feasible models of each cell of a space grid on ``board`` (MCUNet's figure).
+
+    ``curves``: per cell its label, the percentiles 0..100 of its feasible models' MACs (empty:
+    no feasible model, left out) and whether it is the chosen cell (drawn thick and black, the
+    others in a colormap by grid order).
+    """
+    drawn = [curve for curve in curves if curve[1]]
+    colors = matplotlib.colormaps["viridis"](
+        [i / max(1, len(drawn) - 1) for i in range(len(drawn))]) if drawn else []
+    with matplotlib.rc_context(STYLE):
+        fig = Figure(figsize=CDF_FIGURE_SIZE_IN, layout="constrained")
+        ax = fig.add_subplot()
+        for (label, quantiles, chosen), color in zip(drawn, colors):
+            xs = [value / 1e6 for value in quantiles]
+            ys = [i / (len(quantiles) - 1) for i in range(len(quantiles))]
+            style = {"color": "black", "linewidth": 2.4, "zorder": 3} if chosen else {"color": color, "linewidth": 1.1}
+            ax.step(xs, ys, where="post", label=f"{label} (chosen)" if chosen else label, **style)
+        ax.set_xlabel("MACs of the feasible models (M)")
+        ax.set_ylabel("Cumulative fraction")
+        ax.set_ylim(0, 1.02)
+        ax.set_title(f"{board}: one curve per cell (resolution x width)")
+        if drawn:
+            fig.legend(loc="outside right center", ncols=1 + len(drawn) // 16, frameon=False, fontsize=7)
         return _render(fig)
 
 

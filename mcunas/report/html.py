@@ -3,7 +3,8 @@
 Nothing on the page refers to another file or URL, so the report can be mailed or opened
 offline. Element ids the tests (and users' scripts) rely on: ``summary``,
 ``fig-pareto-<board>-<metric>``, ``fig-progress``, ``table-pareto``, ``table-validation``,
-``table-trials``, ``config-<i>``.
+``table-trials``, ``config-<i>``; of a space optimization (:mod:`mcunas.report.space`)
+``space-<i>``, ``fig-space-<i>-<board>``, ``table-space-<i>-<board>``.
 """
 
 from __future__ import annotations
@@ -200,6 +201,24 @@ document.querySelectorAll("table.sortable").forEach(function (table) {
 """
 
 
+def _head(title: str) -> list[str]:
+    return [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>{escape(title)}</title>",
+        f"<style>{STYLE}</style></head><body><main>",
+    ]
+
+
+_FOOT = f"</main><script>{SORT_SCRIPT}</script></body></html>"
+
+
+def render_sections_page(sections: Sequence[str]) -> str:
+    """A page of ready sections only (space optimizations without search runs)."""
+    return "\n".join([*_head("mcunas report"), "<h1>mcunas report</h1>", *sections, _FOOT]) + "\n"
+
+
 def render_page(
     runs: Sequence[RunData],
     summaries: Sequence[BoardSummary],
@@ -208,44 +227,43 @@ def render_page(
     pareto_rows: Sequence[dict[str, Any]],
     validation_rows: Sequence[dict[str, Any]],
     trial_rows: Sequence[dict[str, Any]],
+    extra_sections: Sequence[str] = (),
 ) -> str:
-    """The whole HTML document as text."""
+    """The whole HTML document as text; ``extra_sections`` (HTML, e.g. space optimizations)
+    follow the summary."""
     run_of = {run.label: run for run in runs}
     parts = [
-        "<!DOCTYPE html>",
-        '<html lang="en"><head><meta charset="utf-8">',
-        '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        "<title>mcunas report</title>",
-        f"<style>{STYLE}</style></head><body><main>",
+        *_head("mcunas report"),
         "<h1>mcunas Pareto report</h1>",
         '<p class="sub">' + " &middot; ".join(f"{escape(r.label)}: {escape(str(r.path))}" for r in runs) + "</p>",
         '<section id="summary"><h2>Best model that fits, per board</h2><div class="cards">',
         *(_summary_card(s, run_of[s.run]) for s in summaries),
         "</div></section>",
+        *extra_sections,
         '<section id="pareto-fronts"><h2>Pareto fronts</h2>',
         '<p class="sub">Filled: Pareto front of accuracy against the metric among feasible candidates; '
         "faded: dominated; &times;: infeasible (at the bottom edge when not trained); dashed: the budget.</p>",
     ]
     for board, figures in pareto_figures.items():
-        parts += [f"<h3>{escape(board)}</h3>", '<div class="grid">', *(_figure(f) for f in figures), "</div>"]
+        parts += [f"<h3>{escape(board)}</h3>", '<div class="grid">', *(figure_html(f) for f in figures), "</div>"]
     parts += [
         "</section>",
         '<section id="progress"><h2>Search progress</h2><div class="grid">',
-        _figure(progress),
+        figure_html(progress),
         "</div></section>",
         '<section><h2>Pareto members</h2><p class="sub">Non-dominated feasible trials under each run\'s objectives '
         f"({escape(', '.join(sorted({o for r in runs for o in r.objectives})))}). Click a header to sort.</p>",
-        _table("table-pareto", PARETO_TABLE, pareto_rows),
+        table_html("table-pareto", PARETO_TABLE, pareto_rows),
         "</section>",
         '<section><h2>Exported models: measured vs predicted</h2>'
         '<p class="sub">Tensor arena measured in the TFLite Micro interpreter (host build) against the memory model for the same build; '
         "the 32-bit target prediction is what the board allocates. Error = (predicted &minus; measured) / measured.</p>",
-        _table("table-validation", VALIDATION_TABLE, _with_per_op_links(runs, validation_rows))
+        table_html("table-validation", VALIDATION_TABLE, _with_per_op_links(runs, validation_rows))
         if validation_rows
         else '<p class="note" id="table-validation">No exported models in these runs.</p>',
         "</section>",
         f"<section><h2>All trials</h2><details><summary>Show all {len(trial_rows)} trials</summary>",
-        _table("table-trials", TRIALS_TABLE, trial_rows),
+        table_html("table-trials", TRIALS_TABLE, trial_rows),
         "</details></section>",
         "<section><h2>Configuration</h2>",
         *(
@@ -254,7 +272,7 @@ def render_page(
             for i, run in enumerate(runs)
         ),
         "</section>",
-        f"</main><script>{SORT_SCRIPT}</script></body></html>",
+        _FOOT,
     ]
     return "\n".join(parts) + "\n"
 
@@ -302,7 +320,8 @@ def _with_limit(
     return shown if limit is None else f"{shown} of {show(limit)} {unit}"
 
 
-def _figure(figure: FigureRef) -> str:
+def figure_html(figure: FigureRef) -> str:
+    """A figure as an inline SVG image with its caption."""
     data = base64.b64encode(figure.svg).decode("ascii")
     return (
         f'<figure><img id="{figure.element_id}" alt="{escape(figure.caption)}" '
@@ -320,7 +339,8 @@ def _with_per_op_links(runs: Sequence[RunData], rows: Sequence[dict[str, Any]]) 
     return linked
 
 
-def _table(element_id: str, columns: Sequence[Column], rows: Sequence[dict[str, Any]]) -> str:
+def table_html(element_id: str, columns: Sequence[Column], rows: Sequence[dict[str, Any]]) -> str:
+    """A sortable table of ``rows`` (raw values; each column shows its own)."""
     head = "".join(
         f'<th class="{"t" if c.show is text else "n"}">{escape(c.header)}</th>' for c in columns
     )

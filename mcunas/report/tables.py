@@ -18,6 +18,8 @@ ESTIMATE_COLUMNS: tuple[str, ...] = (
     "params",
     "arena_bytes",
     "arena_bytes_host",
+    "activation_bytes",
+    "param_bytes",
     "sram_bytes",
     "model_bytes",
     "flash_bytes",

@@ -157,13 +157,16 @@ def prepare_run_dir(
     path.mkdir(parents=True, exist_ok=True)
     studies = {board.name: study_name(experiment.name, board.name) for board in boards}
     now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-    max_latency_ms = experiment.constraints.max_latency_ms
+    constraints = experiment.constraints
     info = {
         "mcunas_version": importlib.metadata.version("mcunas"),
         "storage": redact(storage_url),
         "studies": studies,
         "objectives": list(experiment.objectives),
-        "limits": {board.name: [limit.to_dict() for limit in limits(board, max_latency_ms)] for board in boards},
+        "limits": {board.name: [limit.to_dict() for limit in limits(
+            board, constraints.max_latency_ms, max_activation_bytes=constraints.max_activation_bytes,
+            max_param_bytes=constraints.max_param_bytes, max_arena_bytes=constraints.max_arena_bytes,
+            max_model_bytes=constraints.max_model_bytes)] for board in boards},
         "created": info.get("created", now),
         "updated": now,
     }

@@ -123,5 +123,5 @@ def build_context(
 
         teacher = ensure_teacher(experiment, layout.path, splits)
     return SearchContext(experiment, layout, board, space, data, storage or open_storage(layout.storage_url), teacher,
-                         limits(board, experiment.constraints.max_latency_ms, experiment.constraints.latency_bound))
+                         limits(board, **experiment.constraints.budget_arguments()))
 

@@ -162,8 +162,7 @@ def _run_trial(trial: optuna.Trial, ctx: SearchContext) -> list[float]:
     arch = ctx.space.sample(trial)
     key = arch_key(arch)
     cost = estimate(ctx.space.graph(arch), ctx.board, experiment.runtime,
-                    max_latency_ms=experiment.constraints.max_latency_ms,
-                    latency_bound=experiment.constraints.latency_bound, front_end=experiment.dataset.front_end)
+                    **experiment.constraints.budget_arguments(), front_end=experiment.dataset.front_end)
     estimate_seconds = time.perf_counter() - start
     _record_estimates(trial, ctx, arch, key, cost, estimate_seconds)
     folder = ctx.layout.trial_dir(ctx.board_name, trial.number)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from mcunas.spaces.arch import ArchFieldError, StagedArch
 from mcunas.spaces.arch_io import NotAnArchError, arch_graph, load_arch, read_arch
 from mcunas.spaces.base import StagedSpace
+from mcunas.spaces.cnn import CnnArch, CnnSpace
 from mcunas.spaces.dscnn import DsCnnArch, DsCnnSpace
 from mcunas.spaces.mobilenetv1 import MobileNetV1Arch, MobileNetV1Space
 from mcunas.spaces.mobilenetv2 import MobileNetV2Arch, MobileNetV2Space
@@ -28,6 +29,8 @@ __all__ = [
     "Arch",
     "ArchFieldError",
     "BlockSpec",
+    "CnnArch",
+    "CnnSpace",
     "DsCnnArch",
     "DsCnnSpace",
     "LayerSpec",

@@ -119,6 +119,14 @@ class StagedSpace(ABC, Generic[ArchT]):
         """Arch fields that are options, not searched (none by default)."""
         return {}
 
+    def _teacher_choice(self, field: str, choices: tuple[int, ...]) -> int:
+        """The default teacher's value of a per-block field: the largest choice (kernel, expansion)."""
+        return max(choices)
+
+    def _make_arch(self, **fields: Any) -> ArchT:
+        """The Arch of sampled (or teacher) fields; a space may adjust draws the Arch would refuse."""
+        return self.arch_type(**fields)
+
     @abstractmethod
     def _stem_activation(self, arch: ArchT) -> str:
         """Fused activation of the stem convolution (graph IR name)."""
@@ -146,7 +154,7 @@ class StagedSpace(ABC, Generic[ArchT]):
                     rows[field].append(trial.suggest_categorical(f"stage{i}_block{j}_{suffix}", choices))
             for field, row in rows.items():
                 tables[field].append(tuple(row))
-        return self.arch_type(
+        return self._make_arch(
             input_channels=self.input_channels,
             num_classes=self.num_classes,
             resolution=resolution,
@@ -160,10 +168,11 @@ class StagedSpace(ABC, Generic[ArchT]):
 
     def default_teacher(self, input_channels: int, num_classes: int, resolution: Size) -> ArchT:
         """The largest architecture of this space: widest stem and stages, deepest stages,
-        largest per-block choices (kernel, expansion), at the given input size (an int ``n``:
-        ``n x n``, or a ``(height, width)`` pair; square for the square spaces)."""
+        largest per-block choices (:meth:`_teacher_choice`: kernel, expansion), at the given
+        input size (an int ``n``: ``n x n``, or a ``(height, width)`` pair; square for the square
+        spaces)."""
         per_block = self._block_choices()
-        return self.arch_type(
+        return self._make_arch(
             input_channels=input_channels,
             num_classes=num_classes,
             resolution=self._arch_resolution(resolution),
@@ -172,7 +181,7 @@ class StagedSpace(ABC, Generic[ArchT]):
             stage_strides=tuple(stage.stride for stage in self.stages),
             stage_channels=tuple(max(stage.channels) for stage in self.stages),
             **{
-                field: tuple((max(choices),) * stage.depth_max for stage in self.stages)
+                field: tuple((self._teacher_choice(field, choices),) * stage.depth_max for stage in self.stages)
                 for field, (_, choices) in per_block.items()
             },
             **self._fixed_fields(),
@@ -204,6 +213,32 @@ class StagedSpace(ABC, Generic[ArchT]):
     def graph(self, arch: ArchT) -> Graph:
         """The op graph of the int8 TFLite model that export produces for ``arch``."""
         return build_graph(self.spec(arch))
+
+    def width_options(self, multiplier: float, divisor: int) -> dict[str, Any]:
+        """The ``stem_channels`` and ``stages`` options of this space with every channel choice
+        scaled by ``multiplier`` (the width multiplier of MobileNet and MCUNet).
+
+        A scaled choice is ``c * multiplier`` rounded to the nearest multiple of ``divisor``
+        (halves up), at least ``divisor``; choices that become equal are merged (order kept).
+        Strides and depths are unchanged. The result is valid space options (plain lists) for
+        :func:`mcunas.spaces.get_space`, or for an experiment config's ``space:`` section.
+        """
+        if not multiplier > 0:
+            raise ConfigError(f"width multiplier: expected a positive number, got {multiplier!r}")
+        if type(divisor) is not int or divisor < 1:
+            raise ConfigError(f"width divisor: expected a positive integer, got {divisor!r}")
+
+        def scaled(choices: tuple[int, ...]) -> list[int]:
+            values = [max(divisor, int(c * multiplier / divisor + 0.5) * divisor) for c in choices]
+            return list(dict.fromkeys(values))
+
+        return {
+            "stem_channels": scaled(self.stem_channels),
+            "stages": [
+                {"stride": stage.stride, "channels": scaled(stage.channels), "depth": [stage.depth_min, stage.depth_max]}
+                for stage in self.stages
+            ],
+        }
 
     def _check(self, arch: object) -> None:
         if not isinstance(arch, self.arch_type):

@@ -12,6 +12,8 @@ from mcunas.spaces.spec import BlockSpec, LayerSpec
 
 
 _ONE = (1, 1)  # 1x1 kernel, stride 1
+# Window and stride of the max pool a block may end with (pixels): halves each side.
+MAX_POOL_WINDOW = (2, 2)
 
 
 def inverted_residual(slot: BlockSlot, kernel: int, expansion: int) -> BlockSpec:
@@ -34,3 +36,15 @@ def depthwise_separable(slot: BlockSlot, kernel: int, activation: str) -> BlockS
     depthwise = LayerSpec("depthwise", "depthwise", slot.in_channels, (kernel, kernel), (slot.stride, slot.stride), activation)
     pointwise = LayerSpec("conv", "pointwise", slot.out_channels, _ONE, _ONE, activation)
     return BlockSpec(slot.name, (depthwise, pointwise))
+
+
+def plain_convolution(slot: BlockSlot, kernel: int, activation: str) -> BlockSpec:
+    """A plain kxk convolution with ``activation`` (the block's stride, no residual)."""
+    conv = LayerSpec("conv", "conv", slot.out_channels, (kernel, kernel), (slot.stride, slot.stride), activation)
+    return BlockSpec(slot.name, (conv,))
+
+
+def with_max_pool(block: BlockSpec, channels: int) -> BlockSpec:
+    """``block`` followed by a 2x2 stride-2 max pool (layer ``pool``) of its ``channels`` outputs."""
+    pool = LayerSpec("max_pool", "pool", channels, MAX_POOL_WINDOW, MAX_POOL_WINDOW, "NONE")
+    return BlockSpec(block.name, (*block.layers, pool), block.residual)

@@ -5,12 +5,17 @@ architectures as JSON lines (Optuna RandomSampler(seed): the same seed gives the
 ``mcunas space show ARCH [--json]`` prints the op graph of the int8 model as a table with MAC
 and parameter totals, or as JSON; ARCH is an architecture JSON file (a name ending in ``.json``
 or containing ``/``) or a block string (``mcunas.spaces.parse_block_string``).
+``mcunas space optimize CONFIG [--samples N] [--resolutions R ...] [--widths W ...] [--out DIR]``
+chooses the input resolution and width of the config's space per board
+(:func:`mcunas.search.space_optimize.optimize_space`) and writes DIR: the result, a table, the
+narrowed configs, and the report (``report.html`` with the MACs CDF figures in ``figures/``).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 from typing import Any
 
 from mcunas.spaces.registry import SPACE_NAMES
@@ -29,12 +34,53 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "arch", metavar="ARCH", help="an architecture file (e.g. a trial's arch.json) or a block string (e.g. r32_in3-stem_k3_s2_c16-...)"
     )
     show.add_argument("--json", action="store_true", help="print the graph as JSON instead of a table")
+    optimize = actions.add_parser(
+        "optimize", help="choose the input resolution and width of a config's space per board (MCUNet's first step)")
+    optimize.add_argument("config", type=Path, metavar="CONFIG", help="experiment config (YAML)")
+    optimize.add_argument("--samples", type=int, default=1000, help="architectures drawn per grid cell (default 1000)")
+    optimize.add_argument("--resolutions", type=int, nargs="+", metavar="PX",
+                          help="input sides of the grid (default: the config space's resolutions)")
+    optimize.add_argument("--widths", type=float, nargs="+", metavar="W",
+                          help="width multipliers of the grid (default 0.5 0.75 1 1.25 1.5)")
+    optimize.add_argument("--divisor", type=int, default=4, help="scaled channel counts are multiples of it (default 4)")
+    optimize.add_argument("--min-feasible", type=float, default=0.05, metavar="FRACTION",
+                          help="cells where fewer of the samples fit are chosen only if none reaches it (default 0.05)")
+    optimize.add_argument("--seed", type=int, default=None, help="seed of the draws (default: the config's)")
+    optimize.add_argument("--out", type=Path, default=None,
+                          help="folder to write (default: space-optimize/<experiment name>)")
 
 
 def run(args: argparse.Namespace) -> int:
     if args.space_command == "sample":
         return _sample(args)
+    if args.space_command == "optimize":
+        return _optimize(args)
     return _show(args)
+
+
+def _optimize(args: argparse.Namespace) -> int:
+    from mcunas.config import load_experiment
+    from mcunas.report import write_report
+    from mcunas.search.space_optimize import optimize_space
+
+    experiment = load_experiment(args.config)
+    out = args.out if args.out is not None else Path("space-optimize") / experiment.name
+    result = optimize_space(experiment, out, samples=args.samples, resolutions=args.resolutions, widths=args.widths,
+                            divisor=args.divisor, min_feasible_fraction=args.min_feasible, seed=args.seed)
+    report = write_report([], out / "report.html", [out])
+    print(f"{result.estimates:,} estimates in {result.seconds:,.1f} s; rule: {result.rule}")
+    for board in result.boards:
+        chosen = result.chosen.get(board)
+        if chosen is None:
+            print(f"{board}: no cell has a model that fits")
+            continue
+        print(f"{board}: {chosen.label}, {100 * chosen.feasible_fraction:.1f}% of {chosen.samples} fit, mean "
+              f"{chosen.macs_mean / 1e6:,.3f} M MACs -> {out / result.narrowed[board]}")
+        edges = result.grid_edges(board)
+        if edges:
+            print(f"  note: the chosen cell has the grid's {' and '.join(edges)}: a wider grid may hold a better one")
+    print(f"table: {out / 'cells.csv'}; report: {report}")
+    return 0
 
 
 def _sample(args: argparse.Namespace) -> int:

@@ -33,6 +33,10 @@ inputs, kernels and strides):
   TensorFlow's padding, not PyTorch's: spaces must not produce it (dscnn's stem kernel is
   never larger than its input).
 * ReLU / ReLU6 after a convolution are fused into it (``activation``).
+* A ``max_pool`` layer (PyTorch ``MaxPool2d(k, s)``, no padding) is one ``MAX_POOL_2D`` with
+  padding ``VALID`` and no fused activation: the output side is ``floor((size - k) / s) + 1``,
+  so a 2x2 stride-2 pool drops the last row or column of an odd size (:func:`pool_geometry`).
+  Its output keeps the input's per-tensor quantization.
 * Global average pooling is ``MEAN`` over H, W (int32 axes constant ``(2,)``) keeping dims,
   ``(1, 1, 1, C)``; it vanishes when the map already is 1x1. The flatten before the classifier
   vanishes too: ``FULLY_CONNECTED`` reads the ``(1, 1, 1, C)`` tensor and writes ``(1, N)``.
@@ -41,7 +45,7 @@ inputs, kernels and strides):
   quantized.
 
 MACs: conv ``Ho*Wo*Co*KH*KW*Ci``; depthwise ``Ho*Wo*C*KH*KW``; fully connected
-``N_in*N_out``; PAD, ADD, MEAN 0.
+``N_in*N_out``; PAD, ADD, MAX_POOL_2D, MEAN 0.
 """
 
 from __future__ import annotations
@@ -106,6 +110,19 @@ def conv_geometry(height: int, width: int, kernel: Pair, stride: Pair) -> ConvGe
     return ConvGeometry(out_height, out_width, padding, (pad_h, pad_w), explicit_pad, kernel, stride)
 
 
+@lru_cache(maxsize=256)
+def pool_geometry(height: int, width: int, kernel: Pair, stride: Pair) -> ConvGeometry:
+    """Output size of a max pool without padding (``VALID``; see the module doc).
+
+    Raises ValueError when the window is larger than the input (no output pixel).
+    """
+    if kernel[0] > height or kernel[1] > width:
+        raise ValueError(f"a {kernel[0]}x{kernel[1]} pool needs an input of at least that size, got {height}x{width}")
+    out_height = (height - kernel[0]) // stride[0] + 1
+    out_width = (width - kernel[1]) // stride[1] + 1
+    return ConvGeometry(out_height, out_width, "VALID", (0, 0), False, kernel, stride)
+
+
 class GraphBuilder:
     """Appends ops to a graph; each method takes and returns activation tensor indices."""
 
@@ -142,6 +159,14 @@ class GraphBuilder:
         kernel = layer.kernel
         weights_shape = (1, kernel[0], kernel[1], self._tensors[x].shape[3])
         return self._convolution("DEPTHWISE_CONV_2D", x, weights_shape, layer, name, 1)
+
+    def max_pool2d(self, x: int, layer: LayerSpec, name: str) -> int:
+        """A ``max_pool`` layer: ``MAX_POOL_2D``, VALID, (height, width) window and stride."""
+        _, height, width, channels = self._tensors[x].shape
+        geometry = pool_geometry(height, width, layer.kernel, layer.stride)
+        out = self._tensor(name + "/output", (1, geometry.out_height, geometry.out_width, channels), "int8", False, 1)
+        self._ops.append(Op("MAX_POOL_2D", (x,), (out,), geometry.kernel, geometry.stride, "VALID", "NONE", 0))
+        return out
 
     def add(self, a: int, b: int, name: str) -> int:
         """Element-wise ``a + b`` of two same-shape activations (residual connection)."""
@@ -219,6 +244,14 @@ class GraphBuilder:
 LAYER_EMITTERS: dict[str, Callable[[GraphBuilder, int, LayerSpec, str], int]] = {
     "conv": GraphBuilder.conv2d,
     "depthwise": GraphBuilder.depthwise_conv2d,
+    "max_pool": GraphBuilder.max_pool2d,
+}
+# Layer kind -> its geometry from (height, width, kernel, stride): padding and output size,
+# shared by both builders (one entry per spec.LAYER_KINDS).
+LAYER_GEOMETRY: dict[str, Callable[[int, int, Pair, Pair], ConvGeometry]] = {
+    "conv": conv_geometry,
+    "depthwise": conv_geometry,
+    "max_pool": pool_geometry,
 }
 
 

@@ -1,9 +1,10 @@
 """The PyTorch model of a :class:`~mcunas.spaces.spec.NetSpec` (imported only by ``Space.build``).
 
-Every layer is ``Conv2d(bias=False, padding=p) -> BatchNorm2d -> activation`` so that export
-folds the BatchNorm into a biased, int8 TFLite convolution with the activation fused; ``p`` is
-the symmetric padding of :func:`mcunas.spaces.graph_builder.conv_geometry` (the convention the
-op graph models). Activation names are those of the graph IR: ``"NONE"``, ``"RELU"``,
+Every convolution is ``Conv2d(bias=False, padding=p) -> BatchNorm2d -> activation`` so that
+export folds the BatchNorm into a biased, int8 TFLite convolution with the activation fused;
+``p`` is the symmetric padding of :func:`mcunas.spaces.graph_builder.conv_geometry` (the
+convention the op graph models). A pooling layer is ``MaxPool2d`` without padding
+(:func:`~mcunas.spaces.graph_builder.pool_geometry`). Activation names are those of the graph IR: ``"NONE"``, ``"RELU"``,
 ``"RELU6"``. Models take NCHW float input and return logits (no softmax).
 
 Module names follow the spec: ``stem``, ``blocks.<i>.<layer name>``, ``classifier``.
@@ -16,7 +17,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from mcunas.spaces.graph_builder import conv_geometry
+from mcunas.spaces.graph_builder import LAYER_GEOMETRY
 from mcunas.spaces.spec import BlockSpec, LayerSpec, NetSpec, Pair
 
 _ACTIVATIONS = {"NONE": nn.Identity, "RELU": nn.ReLU, "RELU6": nn.ReLU6}
@@ -43,10 +44,15 @@ def _depthwise(layer: LayerSpec, in_channels: int, padding: Pair) -> nn.Module:
     return ConvBnAct(in_channels, in_channels, layer.kernel, layer.stride, padding, layer.activation, groups=in_channels)
 
 
+def _max_pool(layer: LayerSpec, in_channels: int, padding: Pair) -> nn.Module:
+    return nn.MaxPool2d(layer.kernel, layer.stride, padding)
+
+
 # Layer kind -> its module, from (spec, input channels, padding) (one entry per spec.LAYER_KINDS).
 LAYER_MODULES: dict[str, Callable[[LayerSpec, int, Pair], nn.Module]] = {
     "conv": _conv,
     "depthwise": _depthwise,
+    "max_pool": _max_pool,
 }
 
 
@@ -59,7 +65,7 @@ class _Shape:
 
     def layer(self, layer: LayerSpec) -> nn.Module:
         """The module of ``layer`` applied to the current activation; advances the shape."""
-        geometry = conv_geometry(self.size[0], self.size[1], layer.kernel, layer.stride)
+        geometry = LAYER_GEOMETRY[layer.kind](self.size[0], self.size[1], layer.kernel, layer.stride)
         module = LAYER_MODULES[layer.kind](layer, self.channels, geometry.pad)
         self.channels = layer.out_channels
         self.size = (geometry.out_height, geometry.out_width)

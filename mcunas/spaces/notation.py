@@ -21,7 +21,8 @@ _SIZE = re.compile(rf"({_NUMBER})(?:x({_NUMBER}))?")
 _LIST = re.compile(rf"{_NUMBER}(?:\.{_NUMBER})*")
 _FIELD = re.compile(r"([a-z]+)(.*)")
 # What a field's value means, for error messages.
-_MEANING = {"r": "depth", "k": "kernels", "e": "expansions", "s": "stride", "c": "channels", "in": "channels", "fc": "classes"}
+_MEANING = {"r": "depth", "k": "kernels", "e": "expansions", "d": "separable flags", "p": "pool flags", "s": "stride",
+            "c": "channels", "in": "channels", "fc": "classes"}
 
 
 def format_block_string(arch: "StagedArch") -> str:
@@ -48,6 +49,7 @@ def parse_block_string(text: str) -> "StagedArch":
         r32_in3-stem_k3_s2_c16-ir_r1_k3_e1_s1_c8-ir_r2_k5.7_e6.4_s2_c16-fc10      mobilenetv2
         r32_in1-relu-stem_k3_s2_c8-ds_r2_k5.3_s2_c32-ds_r1_k3_s2_c64-fc10          mobilenetv1
         r49x10_in1-relu-stem_k10x4_s2x2_c64-dsc_r2_k3_s1_c64-dsc_r2_k3_s1_c64-fc12  dscnn
+        r28_in1-relu-stem_k3_s2_c8-cnn_r2_k3_d0.1_p1.0_s1_c12-fc10                 cnn
 
     Tokens, in this order:
 
@@ -57,13 +59,16 @@ def parse_block_string(text: str) -> "StagedArch":
        every convolution (the Arch's ``activation``).
     3. Stem, the first convolution: ``stem_k{size}_s{size}_c{channels}``: kernel, stride,
        output channels.
-    4. One token per stage: ``{prefix}_r{depth}_k{list}[_e{list}]_s{stride}_c{channels}``.
+    4. One token per stage: ``{prefix}_r{depth}_k{list}[_e{list}][_d{list}_p{list}]_s{stride}_c{channels}``.
        The prefix names the block type, and with it the space: ``ir`` (inverted residual,
        mobilenetv2), ``ds`` (depthwise separable, mobilenetv1), ``dsc`` (depthwise separable,
-       dscnn); every stage of a string has the same prefix. ``r``: the number of blocks;
-       ``k``: the depthwise kernel size of each block; ``e`` (mobilenetv2 only): the
-       expansion ratio of each block; ``s``: the stride of the stage's first block (the
-       others have stride 1); ``c``: the output channels of every block of the stage.
+       dscnn), ``cnn`` (plain or depthwise-separable convolution, optional max pool: cnn);
+       every stage of a string has the same prefix. ``r``: the number of blocks;
+       ``k``: the depthwise (cnn: the block's) kernel size of each block; ``e`` (mobilenetv2
+       only): the expansion ratio of each block; ``d`` and ``p`` (cnn only): per block 1 for a
+       depthwise-separable block (0: a plain convolution) and 1 for a 2x2 max pool after it;
+       ``s``: the stride of the stage's first block (the others have stride 1); ``c``: the
+       output channels of every block of the stage.
     5. Classifier: ``fc{classes}`` (``num_classes``), after the global average pool.
 
     Values: numbers are decimal, without sign or leading zeros. A ``{size}`` is one number

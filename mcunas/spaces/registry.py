@@ -7,12 +7,13 @@ from typing import Any, Mapping
 from mcunas.errors import ArchitectureError, ConfigError
 from mcunas.spaces.arch import StagedArch
 from mcunas.spaces.base import StagedSpace
+from mcunas.spaces.cnn import CnnSpace
 from mcunas.spaces.dscnn import DsCnnSpace
 from mcunas.spaces.mobilenetv1 import MobileNetV1Space
 from mcunas.spaces.mobilenetv2 import MobileNetV2Space
 
 _SPACES: dict[str, type[StagedSpace[Any]]] = {
-    space.name: space for space in (MobileNetV2Space, MobileNetV1Space, DsCnnSpace)
+    space.name: space for space in (MobileNetV2Space, MobileNetV1Space, DsCnnSpace, CnnSpace)
 }
 SPACE_NAMES: tuple[str, ...] = tuple(sorted(_SPACES))
 

@@ -32,8 +32,10 @@ from __future__ import annotations
 from typing import NamedTuple
 
 # Layer kinds: ``conv`` (full convolution), ``depthwise`` (depthwise convolution, channel
-# multiplier 1). Both are followed by BatchNorm (folded by export) and the fused activation.
-LAYER_KINDS: tuple[str, ...] = ("conv", "depthwise")
+# multiplier 1), both followed by BatchNorm (folded by export) and the fused activation;
+# ``max_pool`` (max over a window, no padding: the output side is ``floor((size - k) / s) + 1``;
+# no parameters, activation ``NONE``).
+LAYER_KINDS: tuple[str, ...] = ("conv", "depthwise", "max_pool")
 
 Pair = tuple[int, int]
 
@@ -44,7 +46,7 @@ class LayerSpec(NamedTuple):
     Attributes:
         kind: one of :data:`LAYER_KINDS`.
         name: unique within its block, a Python identifier (``expand``, ``depthwise``, ...).
-        out_channels: output channels (a depthwise layer's equal its input's).
+        out_channels: output channels (a depthwise or pooling layer's equal its input's).
         kernel: (height, width) of the kernel, pixels.
         stride: (height, width) stride; a depthwise layer's must be square (onnx2tf lowers a
             depthwise convolution with unequal strides to a grouped CONV_2D).
