@@ -14,7 +14,7 @@ import pytest
 from mcunas.errors import BoardError, ProfileError
 from mcunas.estimators import estimate, list_boards, load_board
 from mcunas.estimators.board import KNOWN_CORES
-from mcunas.estimators.instructions import complete_classes, fit_instructions
+from mcunas.estimators.instructions import COUNTED_COSTS, complete_classes, fit_instructions
 from mcunas.estimators.kernels import CLASS_TERMS, KIND_CLASSES, MEASURED_CLASSES, op_terms
 from mcunas.estimators.latency import default_profile, estimate_latency, latency_ms, load_profile
 from mcunas.estimators.packaged import profile_names
@@ -94,6 +94,22 @@ def test_kernel_classes_follow_the_libraries_dispatch() -> None:
     bias = g.tensors[g.ops[7].inputs[1]]
     g.tensors[bias.index] = bias._replace(shape=(1, 1))
     assert op_terms(g, g.ops[7], "cmsis-nn").op_class == "broadcast_binary"
+
+
+def test_pool_terms_count_the_window_inside_the_input() -> None:
+    """AVERAGE_POOL_2D 3x3 SAME over 4x4x2: both kernels clip the window to the input."""
+    g = Graph("pool")
+    x, y = g.add_tensor("x", (1, 4, 4, 2), "int8"), g.add_tensor("y", (1, 4, 4, 2), "int8")
+    g.ops = [Op("AVERAGE_POOL_2D", (x,), (y,), (3, 3), (1, 1), "SAME")]
+    inside_per_axis = 2 + 3 + 3 + 2  # kernel rows (columns) inside the input at output rows 0..3
+    reference = dict(zip(CLASS_TERMS["reference"]["pool"], op_terms(g, g.ops[0], "reference").units))
+    assert reference == {"op": 1, "window": inside_per_axis ** 2 * 2, "window_row": inside_per_axis * 4 * 2, "out": 32}
+    cmsis = dict(zip(CLASS_TERMS["cmsis-nn"]["pool"], op_terms(g, g.ops[0], "cmsis-nn").units))
+    assert cmsis == {"op": 1, "window": inside_per_axis ** 2 * 2, "out": 32}
+    # the reference per-tap cost is counted from the compiled loop, not fitted: held in any fit
+    counts = [sum(reference.values()) * 10.0]
+    fitted = fit_instructions([(g, counts)], "reference")["pool"]
+    assert fitted[CLASS_TERMS["reference"]["pool"].index("window")] == COUNTED_COSTS["reference"]["pool"]["window"]
 
 
 def test_every_op_kind_of_the_ir_has_a_class_in_both_libraries() -> None:
@@ -260,13 +276,14 @@ def test_published_latencies_in_sample_and_held_out(fit) -> None:
 
 
 def test_per_op_instruction_lomo_by_class(fit) -> None:
-    """Per-op instruction errors leaving each model out: <= 10% MAPE for every class measured on at
-    least 9 models (SOFTMAX, AVERAGE_POOL_2D and RESHAPE are measured on 3 ops of 3 models only;
-    their figures are reported in benchmarks/RESULTS.md)."""
+    """Per-op instruction errors leaving each model out: <= 10% MAPE for every measured class but
+    SOFTMAX, whose counts depend on the input data (how many logits reach the exponential; not a
+    function of the shapes: benchmarks/softmax_inputs.py and benchmarks/RESULTS.md)."""
     script, graphs, counts, _, _ = fit
     per_class, per_model = script.instruction_errors(graphs, counts)
+    assert {name for _, name in per_class} == set(MEASURED_CLASSES["cmsis-nn"]) | set(MEASURED_CLASSES["reference"])
     for (library, name), values in per_class.items():
-        if len({model for *_, model in values}) >= 9:
+        if name != "softmax":
             errors = [abs(lomo / true - 1) for true, _, lomo, _ in values]
             assert sum(errors) / len(errors) <= 0.10, (library, name)
     assert max(abs(lomo) for _, lomo in per_model.values()) <= 0.15

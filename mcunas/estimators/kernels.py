@@ -31,14 +31,22 @@ class                kernel (CMSIS-NN build)
                      for multiples of 4, else the generic scalar loop) -- no data: assumed
 ``fully_connected``  ``arm_fully_connected_s8`` / ``..._per_channel_s8`` ->
                      ``arm_nn_vec_mat_mult_t_s8``
+``pool``             AVERAGE_POOL_2D: ``arm_avgpool_s8`` -- per output pixel the window is
+                     clipped to the input; the first tap inside copies ``C`` values into an
+                     int32 buffer, every further tap adds ``C`` (``QADD``), then one rounded
+                     division per output element (``window``: taps inside the input x ``C``;
+                     the first tap's copy is counted with ``out``)
 ==================== ====================================================================
 
 The reference build (TFLM's portable kernels, ``kernels/internal/reference/integer_ops``) runs
 one loop nest per op kind: ``ConvPerChannel`` and ``DepthwiseConvPerChannel`` check every kernel
 tap of every output element against the input bounds and multiply-accumulate the taps inside
-(terms ``tap`` and ``mac``), ``FullyConnected(PerChannel)``, ``Add``, ``AveragePool``, ``PadImpl``
-(10 comparisons per output element; copied and padded elements cost differently), the
-reduce kernels of MEAN, ``Softmax``.
+(terms ``tap`` and ``mac``), ``FullyConnected(PerChannel)``, ``Add``, ``AveragePool`` (per output
+element -- channel innermost of the pixel -- the clipped window bounds, one row loop per kernel row
+inside the input, ``window_row``, one tap loop over the columns inside, ``window``, and a rounded
+division, ``out``), ``PadImpl`` (10 comparisons per output element; copied and padded elements cost
+differently), the reduce kernels of MEAN, ``Softmax`` (one row of ``element`` values per op in the
+measured models; its count depends on the input data as well, see ``benchmarks/RESULTS.md``).
 
 Classes without instruction data (``ASSUMED_CLASSES``) are costed from measured classes
 through the rules in :mod:`mcunas.estimators.latency`; ops on int16 activations get the class
@@ -84,7 +92,7 @@ _REFERENCE: dict[str, tuple[str, ...]] = {
     "depthwise": ("op", "mac", "tap", "out", "pixel"),
     "fully_connected": ("op", "mac", "out", "per_tensor_mac", "per_tensor_out"),
     "add": _ELEMENTWISE,
-    "pool": ("window", "out"),
+    "pool": ("op", "window", "window_row", "out"),
     "mean": _REDUCE,
     "pad": ("op", "input", "padded", "pixel"),
     "reshape": _ELEMENTWISE,
@@ -93,7 +101,6 @@ _REFERENCE: dict[str, tuple[str, ...]] = {
 # Classes without instruction data in any build (costed by the rules of latency.ASSUMPTIONS).
 _ASSUMED_SHARED: dict[str, tuple[str, ...]] = {
     "transpose_conv": _CONV_TERMS,
-    "max_pool": ("op", "window", "out"),
     "copy": _ELEMENTWISE,  # RESHAPE-like memcpy: SQUEEZE, EXPAND_DIMS
     "gather_copy": ("op", "element", "rows"),  # contiguous chunks: CONCATENATION, SPLIT*, PACK, UNPACK, SLICE
     "index_copy": _ELEMENTWISE,  # per-element index arithmetic: TRANSPOSE, STRIDED_SLICE, GATHER, RESIZE_NN
@@ -106,9 +113,11 @@ _ASSUMED_SHARED: dict[str, tuple[str, ...]] = {
     "log_softmax": _ELEMENTWISE,
     "other": _ELEMENTWISE,
 }
+# MAX_POOL_2D walks the windows of AVERAGE_POOL_2D (same terms per library).
 CLASS_TERMS: dict[str, dict[str, tuple[str, ...]]] = {
-    "cmsis-nn": {**_CMSIS, "depthwise_mult": ("op", "mac", "out", "pixel"), **_ASSUMED_SHARED},
-    "reference": {**_REFERENCE, **_ASSUMED_SHARED},
+    "cmsis-nn": {**_CMSIS, "depthwise_mult": ("op", "mac", "out", "pixel"), "max_pool": _CMSIS["pool"],
+                 **_ASSUMED_SHARED},
+    "reference": {**_REFERENCE, "max_pool": _REFERENCE["pool"], **_ASSUMED_SHARED},
 }
 # int16-activation variants of the MAC and element-wise classes (CMSIS-NN *_s16 kernels).
 INT16_BASES: tuple[str, ...] = ("conv_1x1", "conv", "depthwise_3x3", "depthwise", "depthwise_mult",
@@ -205,11 +214,9 @@ def signature_terms(signature: tuple, library: str) -> OpTerms:
     elif kind == "FULLY_CONNECTED":
         op_class, units, weight_bytes, passes = _fc_terms(inputs, out, per_channel, library)
     elif kind in ("AVERAGE_POOL_2D", "MAX_POOL_2D"):
-        kernel_h, kernel_w = kernel or (1, 1)
-        outputs = prod(out)
         op_class = KIND_CLASSES[kind]
-        values = {"op": 1, "window": outputs * kernel_h * kernel_w, "out": outputs}
-        units, weight_bytes, passes = tuple(values[t] for t in CLASS_TERMS[library][op_class]), 0, 0
+        units, weight_bytes, passes = _pool_terms(CLASS_TERMS[library][op_class], in_shape, out, kernel, stride,
+                                                  padding), 0, 0
     else:
         op_class = KIND_CLASSES.get(kind, "other")
         if kind in ("ADD", "SUB", "MUL") and len(inputs) > 1 and inputs[0] != inputs[1]:
@@ -274,6 +281,19 @@ def _conv_terms(kind: str, in_shape: tuple, out: tuple, inputs: tuple, kernel: t
     if (kernel_h, kernel_w) == (3, 3):  # SAME padding of a 3x3 kernel is at most 1
         return "depthwise_3x3", (1, macs, outputs, pixels, inside * out_c), weight_bytes, pixels
     return "depthwise", (1, macs, outputs, pixels, taps, inside * out_c), weight_bytes, pixels
+
+
+def _pool_terms(names: tuple[str, ...], in_shape: tuple, out: tuple, kernel: tuple | None, stride: tuple | None,
+                padding: str | None) -> tuple[float, ...]:
+    """Pooling terms: taps and kernel rows inside the input (both kernels clip the window to it)."""
+    _, in_h, in_w, _ = in_shape
+    _, out_h, out_w, channels = out
+    kernel_h, kernel_w = kernel or (1, 1)
+    stride_h, stride_w = stride or (1, 1)
+    rows_inside = _inside(out_h, in_h, kernel_h, stride_h, _same_padding(in_h, out_h, kernel_h, stride_h, padding))
+    columns_inside = _inside(out_w, in_w, kernel_w, stride_w, _same_padding(in_w, out_w, kernel_w, stride_w, padding))
+    return _dot_terms(names, op=1, window=rows_inside * columns_inside * channels,
+                      window_row=rows_inside * out_w * channels, out=out_h * out_w * channels)
 
 
 def _fc_terms(inputs: tuple, out: tuple, per_channel: bool, library: str) -> tuple[str, tuple[float, ...], int, int]:
