@@ -208,17 +208,24 @@ def test_parse_experiment_without_file():
 
 
 def test_constraints_are_the_budget_arguments(tmp_path: Path):
-    """Every constraints key is a keyword of the one budget check (and of estimate())."""
+    """Every constraints key is a keyword of the one budget check and of the one Cost assembly
+    (cost_of, whose options estimate() and the fast path take)."""
     import inspect
 
     from mcunas.estimators import estimate
     from mcunas.estimators.budget import limits
+    from mcunas.estimators.cost import cost_of
+    from mcunas.spaces import get_space
+    from mcunas.spaces.draws import uniform_archs
 
     experiment = parse_experiment({"name": "api", "constraints": {"max_activation_bytes": 2500, "max_param_bytes": 4500}})
     arguments = experiment.constraints.budget_arguments()
     assert arguments == {"max_latency_ms": None, "latency_bound": "point", "max_activation_bytes": 2500,
                          "max_param_bytes": 4500, "max_arena_bytes": None, "max_model_bytes": None}
     assert set(arguments) <= set(inspect.signature(limits).parameters)
-    assert set(arguments) <= set(inspect.signature(estimate).parameters)
+    assert set(arguments) <= set(inspect.signature(cost_of).parameters)
+    space = get_space("mobilenetv2")
+    cost = estimate(space.graph(next(uniform_archs(space, 1, 0))), "arduino-nano-33-ble-sense", **arguments)
+    assert any(violation.startswith("parameters") for violation in cost.violations)  # 4,500 B: broken
     message = _error(tmp_path, "name: q\nconstraints: {max_activation_bytes: 0, max_param_bytes: 4.5}\n")
     assert "constraints.max_activation_bytes" in message and "constraints.max_param_bytes" in message

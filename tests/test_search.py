@@ -19,11 +19,13 @@ from optuna.trial import TrialState, create_trial
 from mcunas.cli import main as cli_main
 from mcunas.config import PRUNERS, SAMPLERS, parse_experiment
 from mcunas.errors import ConfigError, RunDirError
+from mcunas.estimators import estimate
 from mcunas.run import run_experiment
 from mcunas.search import run_search
 from mcunas.search.finalize import pareto_front, spread
 from mcunas.search.lock import file_lock
 from mcunas.search.samplers import SAMPLER_FACTORIES, make_pruner, make_sampler
+from mcunas.spaces import arch_from_dict, get_space
 
 
 
@@ -92,6 +94,11 @@ def test_small_search_with_distillation_records_everything(tmp_path):
         assert 0.0 <= attrs["accuracy_val"] <= 1.0 and attrs["train_seconds"] > 0
         assert attrs["arch"]["space"] == "mobilenetv2" and attrs["block_string"].startswith("r8_")
         assert trial.values == [attrs["accuracy_val"], attrs["estimates"]["latency_ms"]]
+        # the trial's fast estimate is the reference Cost of its graph
+        arch = arch_from_dict(attrs["arch"])
+        assert attrs["estimates"] == estimate(get_space(arch.space).graph(arch), BOARD,
+                                              experiment.runtime, **experiment.constraints.budget_arguments(),
+                                              front_end=experiment.dataset.front_end).to_dict()
         assert set(trial.constraints) == {"sram", "flash"} and max(trial.constraints.values()) <= 0
         folder = tmp_path / "trials" / BOARD / str(trial.number)
         assert {p.name for p in folder.iterdir()} >= {"arch.json", "weights.pt", "metrics.json"}
@@ -175,12 +182,18 @@ def test_infeasible_candidates_are_rejected_before_training(tmp_path):
         "name": "tiny-board", "display_name": "Tiny", "mcu": "test", "core": "cortex-m4", "clock_mhz": 64,
         "sram_bytes": 1100, "flash_bytes": 1048576, "sram_reserve_bytes": 1000, "flash_reserve_bytes": 0,
     }))
-    result = run_search(tiny(boards=[str(board_file)], search={"trials": 4}), tmp_path / "run")
+    experiment = parse_experiment({**tiny_config(boards=[str(board_file)], search={"trials": 4}),
+                                   "constraints": {"max_param_bytes": 100}})
+    result = run_search(experiment, tmp_path / "run")
     trials = load_study(tmp_path / "run", "tiny-board").get_trials(deepcopy=False)
     assert len(trials) == 4 and all(t.state == TrialState.COMPLETE for t in trials)
     for trial in trials:
         attrs = trial.user_attrs
         assert attrs["feasible"] is False and any("SRAM" in v for v in attrs["violations"])
+        assert any(v.startswith("parameters") for v in attrs["violations"])
+        arch = arch_from_dict(attrs["arch"])  # the trial's fast estimate is the reference Cost of its graph
+        assert attrs["estimates"] == estimate(get_space(arch.space).graph(arch), board_file, experiment.runtime,
+                                              **experiment.constraints.budget_arguments()).to_dict()
         assert attrs.get("train_seconds", 0) == 0 and "accuracy_val" not in attrs
         assert trial.constraints["sram"] > 0
         assert trial.values[0] == 0.0  # worst-case accuracy

@@ -1,5 +1,10 @@
 """The estimator entry point: :func:`estimate` -> :class:`Cost` of one graph on one board.
 
+A Cost is made in one place, :func:`cost_of`, from the :class:`CostFigures` of a network (its
+MACs, parameters, arenas, planned activations, file size, op kinds and latency): :class:`GraphFigures` computes them
+from a graph with the estimator modules (what :func:`estimate` does), and
+:mod:`mcunas.estimators.fast` from cached parts of a search space's architecture.
+
 The budgets a cost is checked against (SRAM, flash, an optional latency ceiling) are defined in
 :mod:`mcunas.estimators.budget`. Boards without a latency model for the runtime
 (``latency_supported: false``, or no profile for the core and runtime) get ``latency_ms = None``;
@@ -16,13 +21,15 @@ PCM clip) from :func:`mcunas.frontend.frontend_memory_bytes` are part of ``flash
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
+from mcunas.estimators import flash, memory
 from mcunas.estimators.board import Board, load_board
 from mcunas.estimators.budget import broken_limits, limits
-from mcunas.estimators.latency import Profile, resolve_profile, unavailable_reason
+from mcunas.estimators.latency import LatencyEstimate, Profile, default_profile, resolve_profile, unavailable_reason
 from mcunas.estimators.runtime import DEFAULT_RUNTIME, kernels_of
 from mcunas.graph.ir import Graph
 
@@ -83,10 +90,89 @@ class Cost:
         return asdict(self)
 
 
-def estimate(
-    graph: Graph,
+class CostFigures(Protocol):
+    """What a :class:`Cost` is made of that depends on the network: read by :func:`cost_of`.
+
+    :class:`GraphFigures` computes them from a graph with the estimator modules;
+    :mod:`mcunas.estimators.fast` from cached parts of a search space's architecture.
+    """
+
+    @property
+    def macs(self) -> int:
+        """Multiply-accumulates of one inference."""
+
+    @property
+    def params(self) -> int:
+        """Weight and bias elements."""
+
+    @property
+    def param_bytes(self) -> int:
+        """Bytes of the weights and biases as stored (int8, int32)."""
+
+    def arena_bytes_pair(self, kernels: str) -> tuple[int, int]:
+        """(32-bit arena with ``kernels``, 64-bit host arena with the reference kernels), bytes."""
+
+    def activation_bytes(self, kernels: str) -> int:
+        """The 32-bit arena's planned part with ``kernels`` (no persistent tail), bytes."""
+
+    def model_bytes(self) -> int:
+        """Size of the ``.tflite`` file (bytes)."""
+
+    def op_kinds(self) -> Iterable[str]:
+        """The distinct op kinds."""
+
+    def latency(self, profile: Profile, board: Board) -> LatencyEstimate:
+        """One inference on ``board`` with ``profile``."""
+
+
+class GraphFigures:
+    """The :class:`CostFigures` of a graph: what ``estimate(graph, ...)`` costs."""
+
+    def __init__(self, graph: Graph):
+        self.graph = graph
+
+    @property
+    def macs(self) -> int:
+        return self.graph.macs
+
+    @property
+    def params(self) -> int:
+        return self.graph.params
+
+    @property
+    def param_bytes(self) -> int:
+        return self.graph.param_bytes
+
+    def arena_bytes_pair(self, kernels: str) -> tuple[int, int]:
+        return memory.arena_bytes_pair(self.graph, kernels)
+
+    def activation_bytes(self, kernels: str) -> int:
+        return memory.plan_bytes(self.graph, kernels, "cortex-m")
+
+    def model_bytes(self) -> int:
+        return flash.model_bytes(self.graph)
+
+    def op_kinds(self) -> list[str]:
+        return self.graph.op_kinds()
+
+    def latency(self, profile: Profile, board: Board) -> LatencyEstimate:
+        return profile.estimate(self.graph, board)
+
+
+def estimate(graph: Graph, board: Board | str | Path, runtime: str = DEFAULT_RUNTIME, **options: Any) -> Cost:
+    """Estimate arena, SRAM, flash and latency of ``graph`` on ``board`` and check the budgets.
+
+    ``graph``: the model as deployed (from a space or :func:`mcunas.graph.tflite.read_tflite`);
+    ``board``, ``runtime`` and the keyword ``options`` as for :func:`cost_of`.
+    """
+    return cost_of(GraphFigures(graph), board, runtime, **options)
+
+
+def cost_of(
+    figures: CostFigures,
     board: Board | str | Path,
     runtime: str = DEFAULT_RUNTIME,
+    *,
     profile: Profile | str | Path | None = None,
     max_latency_ms: float | None = None,
     latency_bound: str = "point",
@@ -96,10 +182,12 @@ def estimate(
     max_model_bytes: int | None = None,
     front_end: FrontEndConfig | None = None,
 ) -> Cost:
-    """Estimate arena, SRAM, flash and latency of ``graph`` on ``board`` and check the budgets.
+    """The :class:`Cost` of a network of ``figures`` on ``board``, budgets checked: the one place a
+    Cost is made (:func:`estimate` for a graph, :func:`mcunas.estimators.fast.estimate_arch` for
+    a space's architecture).
 
     Args:
-        graph: the model as deployed (from a space or :func:`mcunas.graph.tflite.read_tflite`).
+        figures: what the Cost is made of (:class:`GraphFigures` of a graph, or the fast path's).
         board: a :class:`Board`, a catalog name or a board file path.
         runtime: a name of :data:`mcunas.estimators.runtime.RUNTIMES`.
         profile: latency profile (object or JSON file, e.g. from ``mcunas estimate calibrate``);
@@ -113,27 +201,30 @@ def estimate(
         front_end: the audio front end that computes the model's input on the device, if any:
             its flash and RAM count in ``flash_bytes`` and ``sram_bytes``.
     """
-    from mcunas.estimators import flash, memory
-    from mcunas.frontend.memory import frontend_memory_bytes
-
     kernels = kernels_of(runtime)
     board = load_board(board)
-    arena, arena_host = memory.arena_bytes_pair(graph, kernels)
-    model = flash.model_bytes(graph)
-    runtime_code = flash.runtime_code_bytes(graph.op_kinds(), kernels, board.core)
+    arena, arena_host = figures.arena_bytes_pair(kernels)
+    model = figures.model_bytes()
+    runtime_code = flash.runtime_code_bytes(figures.op_kinds(), kernels, board.core)
     latency = None
-    if profile is not None or unavailable_reason(board, runtime) is None:
-        latency = resolve_profile(board, runtime, profile).estimate(graph, board)
-    frontend_flash, frontend_ram = frontend_memory_bytes(front_end) if front_end is not None else (0, 0)
+    if profile is not None:
+        latency = figures.latency(resolve_profile(board, runtime, profile), board)
+    elif unavailable_reason(board, runtime) is None:
+        latency = figures.latency(default_profile(board.core, runtime), board)
+    frontend_flash = frontend_ram = 0
+    if front_end is not None:
+        from mcunas.frontend.memory import frontend_memory_bytes
+
+        frontend_flash, frontend_ram = frontend_memory_bytes(front_end)
     cost = Cost(
         board=board.name,
         runtime=runtime,
-        macs=graph.macs,
-        params=graph.params,
+        macs=figures.macs,
+        params=figures.params,
         arena_bytes=arena,
         arena_bytes_host=arena_host,
-        activation_bytes=memory.plan_bytes(graph, kernels, "cortex-m"),
-        param_bytes=graph.param_bytes,
+        activation_bytes=figures.activation_bytes(kernels),
+        param_bytes=figures.param_bytes,
         sram_bytes=arena + board.sram_reserve_bytes + frontend_ram,
         model_bytes=model,
         flash_bytes=model + runtime_code + frontend_flash,

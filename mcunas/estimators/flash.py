@@ -33,11 +33,12 @@ below and the in-sample and leave-one-out errors, see ``benchmarks/RESULTS.md``)
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from math import prod
 from typing import NamedTuple
 
 from mcunas.estimators.memory import duplicate_constant_indices
-from mcunas.graph.ir import DTYPE_BYTES, Graph
+from mcunas.graph.ir import DTYPE_BYTES, Graph, Op, Tensor
 from mcunas.graph.tflite import ImportedGraph
 
 # Quantization parameters per channel: float32 scale + int64 zero point (schema.fbs).
@@ -74,13 +75,11 @@ class ModelTerms(NamedTuple):
     ops_per_kind: dict[str, int]
 
 
-def model_terms(graph: Graph) -> ModelTerms:
-    """The exact terms and the counts the fitted overheads multiply, for a space graph's export."""
-    duplicates = duplicate_constant_indices(graph) if any(op.kind == "PAD" for op in graph.ops) else ()
+def tensor_terms(tensors: Iterable[Tensor]) -> tuple[int, int]:
+    """(exact bytes, constant tensors) that ``tensors`` add to a stripped export, each stored
+    once (see the module docstring)."""
     exact = constants = 0
-    for tensor in graph.tensors:
-        if tensor.index in duplicates:
-            continue
+    for tensor in tensors:
         exact += OFFSET_BYTES + LENGTH_BYTES + 4 * len(tensor.shape)
         channels = tensor.quant_channels
         if channels:
@@ -88,11 +87,32 @@ def model_terms(graph: Graph) -> ModelTerms:
         if tensor.is_constant:
             constants += 1
             exact += OFFSET_BYTES + LENGTH_BYTES + ((prod(tensor.shape) * DTYPE_BYTES[tensor.dtype] + 3) & -4)
+    return exact, constants
+
+
+def op_terms(ops: Iterable[Op]) -> int:
+    """The exact bytes that ``ops`` add to a stripped export (offset, input and output vectors)."""
+    return sum([OFFSET_BYTES + 2 * LENGTH_BYTES + 4 * (len(op.inputs) + len(op.outputs)) for op in ops])
+
+
+def model_terms(graph: Graph) -> ModelTerms:
+    """The exact terms and the counts the fitted overheads multiply, for a space graph's export."""
+    duplicates = duplicate_constant_indices(graph) if any(op.kind == "PAD" for op in graph.ops) else ()
+    exact, constants = tensor_terms([tensor for tensor in graph.tensors if tensor.index not in duplicates])
     ops_per_kind: dict[str, int] = {}
     for op in graph.ops:
         ops_per_kind[op.kind] = ops_per_kind.get(op.kind, 0) + 1
-        exact += OFFSET_BYTES + 2 * LENGTH_BYTES + 4 * (len(op.inputs) + len(op.outputs))
-    return ModelTerms(exact, len(ops_per_kind), constants, ops_per_kind)
+    return ModelTerms(exact + op_terms(graph.ops), len(ops_per_kind), constants, ops_per_kind)
+
+
+def bytes_of_terms(terms: ModelTerms) -> int:
+    """The predicted file size (bytes) of an export of ``terms``: the exact terms plus the fitted
+    overheads (kinds added in the order of ``terms.ops_per_kind``)."""
+    total = (FIXED_OVERHEAD_BYTES + OPCODE_OVERHEAD_BYTES * terms.opcodes + terms.exact_bytes
+             + CONSTANT_TENSOR_OVERHEAD_BYTES * terms.constant_tensors)
+    for kind, count in terms.ops_per_kind.items():
+        total += count * OPERATOR_OVERHEAD_BYTES.get(kind, DEFAULT_OPERATOR_OVERHEAD_BYTES)
+    return round(total)
 
 
 def model_bytes(graph: Graph) -> int:
@@ -108,12 +128,7 @@ def model_bytes(graph: Graph) -> int:
         from mcunas.estimators.tflite_layout import layout_bytes
 
         return layout_bytes(graph)
-    terms = model_terms(graph)
-    total = (FIXED_OVERHEAD_BYTES + OPCODE_OVERHEAD_BYTES * terms.opcodes + terms.exact_bytes
-             + CONSTANT_TENSOR_OVERHEAD_BYTES * terms.constant_tensors)
-    for kind, count in terms.ops_per_kind.items():
-        total += count * OPERATOR_OVERHEAD_BYTES.get(kind, DEFAULT_OPERATOR_OVERHEAD_BYTES)
-    return round(total)
+    return bytes_of_terms(model_terms(graph))
 
 
 # ----------------------------------------------------------------------------- runtime code

@@ -30,8 +30,10 @@ an ``assumed`` note; :class:`LatencyEstimate` lists the ops that rest on them.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import lru_cache, reduce
+from operator import add
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -182,21 +184,32 @@ class Profile:
 
     def estimate(self, graph: Graph, board: Board) -> LatencyEstimate:
         """Latency of one inference of ``graph`` on ``board`` with interval and assumed ops."""
+        costs = self.signature_costs([op_signature(graph, op) for op in graph.ops], board)
+        return self.latency_of(reduce(add, [cycles for _, cycles, _ in costs], 0.0),
+                               [(op.kind, name, cycles) for op, (name, cycles, assumed) in zip(graph.ops, costs) if assumed],
+                               board)
+
+    def signature_costs(self, signatures: Iterable[tuple], board: Board) -> list[tuple[str, float, bool]]:
+        """(class, cycles, assumed) on ``board`` of the ops of :func:`op_signature` ``signatures``
+        (cached per board and signature)."""
         op_cost = self._on(board).op_cost
-        total = assumed_cycles = 0.0
-        assumed: dict[tuple[str, str], int] = {}
-        for op in graph.ops:
-            name, cycles, is_assumed = op_cost(op_signature(graph, op))
-            total += cycles
-            if is_assumed:
-                assumed[op.kind, name] = assumed.get((op.kind, name), 0) + 1
-                assumed_cycles += cycles
+        return [op_cost(signature) for signature in signatures]
+
+    def latency_of(self, total: float, assumed: Iterable[tuple[str, str, float]], board: Board) -> LatencyEstimate:
+        """The estimate of an inference of ``total`` cycles on ``board`` (its ops' cycles added
+        in execution order from 0.0); ``assumed``: (kind, class, cycles) of the ops whose class
+        is assumed, in execution order."""
+        assumed_cycles = 0.0
+        counts: dict[tuple[str, str], int] = {}
+        for kind, name, cycles in assumed:
+            counts[kind, name] = counts.get((kind, name), 0) + 1
+            assumed_cycles += cycles
         ms = total / (board.clock_mhz * 1000.0)
         return LatencyEstimate(
             latency_ms=ms,
             low_ms=ms * self.interval.low_factor,
             high_ms=ms * self.interval.high_factor,
-            assumed_ops=tuple(f"{kind} ({name}) x{count}" for (kind, name), count in sorted(assumed.items())),
+            assumed_ops=tuple(f"{kind} ({name}) x{count}" for (kind, name), count in sorted(counts.items())),
             assumed_pct=100.0 * assumed_cycles / total if total else 0.0,
         )
 

@@ -140,27 +140,20 @@ def scratch_bytes(graph: Graph, op_index: int, kernels: str, target: str = "host
 
 
 @dataclass(slots=True)
-class _GraphFacts:
-    """What the arena depends on, gathered in one pass over a graph (bytes unless noted).
+class PlanFacts:
+    """What the head of the arena (the plan) depends on, from one pass over a graph (bytes).
 
-    ``sizes``/``firsts``/``lasts``: the tensors' planner buffers in AddBuffer order;
-    ``requests``: the scratch requests by who makes them -- ``("both", target)`` with either
-    kernel library, ``("only", kernels)`` with one library on both targets -- each as (step,
-    bytes) in request order (0 bytes: a handle, no buffer); ``builtin_bytes``: per target, the
-    builtin-parameter phase of the tail (all alignments <= 4, so independent of where it
-    starts); ``kind_counts``: ops per kind, kinds in order of first appearance;
-    ``prepare_bytes``: per target, the Prepare-time persistent buffers (per-channel arrays,
-    lookup tables), each 16-aligned.
+    ``sizes``/``firsts``/``lasts``: the tensors' planner buffers in AddBuffer order, 16-aligned,
+    with the steps of their first and last use; ``requests``: the scratch requests by who makes
+    them -- ``("both", target)`` with either kernel library, ``("only", kernels)`` with one
+    library on both targets -- each as (step, bytes) in request order (0 bytes: a handle, no
+    buffer).
     """
 
     sizes: list[int]
     firsts: list[int]
     lasts: list[int]
     requests: dict[tuple[str, str], list[tuple[int, int]]]
-    builtin_bytes: dict[str, int]
-    kind_counts: dict[str, int]
-    prepare_bytes: dict[str, int]
-    tensor_count: int
     _scratch: dict[tuple[str, str], tuple[list[int], list[int], int]] = field(default_factory=dict)
 
     def scratch(self, target: str, kernels: str) -> tuple[list[int], list[int], int]:
@@ -177,6 +170,38 @@ class _GraphFacts:
             steps = [step for step, nbytes in made if nbytes]
             cached = self._scratch[key] = (sizes, steps, len(made))
         return cached
+
+
+@dataclass(slots=True)
+class TailFacts:
+    """What the tail of the arena (the persistent part) depends on (bytes unless noted).
+
+    ``builtin_bytes``: per target, the builtin-parameter phase of the tail (alignments divide
+    :data:`BUILTIN_ALIGNMENT`, so it adds the same from any start that is a multiple of it);
+    ``kind_counts``: ops per kind, kinds in order of first appearance; ``prepare_bytes``: per
+    target, the Prepare-time persistent buffers (per-channel arrays, lookup tables), each
+    16-aligned; ``tensor_count``: tensors of the file (equal padding constants once);
+    ``request_counts``: the number of scratch requests, keyed like ``PlanFacts.requests``;
+    ``io_channels``: the quantization channels of the graph inputs and of the outputs.
+    """
+
+    builtin_bytes: dict[str, int]
+    kind_counts: dict[str, int]
+    prepare_bytes: dict[str, int]
+    tensor_count: int
+    op_count: int
+    request_counts: dict[tuple[str, str], int]
+    io_channels: tuple[tuple[int, ...], tuple[int, ...]]
+
+    def handles(self, target: str, kernels: str) -> int:
+        """Scratch requests of one build (each costs a handle)."""
+        return self.request_counts[("both", target)] + self.request_counts[("only", kernels)]
+
+
+# Who makes a scratch request, the keys of PlanFacts.requests and TailFacts.request_counts.
+REQUEST_KEYS: tuple[tuple[str, str], ...] = (("both", "host"), ("both", "cortex-m"), *(("only", kernels) for kernels in KERNELS))
+# The largest builtin-parameter alignment (bytes); the others, powers of two too, divide it.
+BUILTIN_ALIGNMENT = max(align for table in (BUILTIN_PARAMS, CORTEX_M_BUILTIN_PARAMS) for _, align in table.values())
 
 
 def shared_padding_key(graph: Graph, op_index: int) -> tuple[int, ...] | None:
@@ -208,7 +233,8 @@ def duplicate_constant_indices(graph: Graph) -> set[int]:
     return duplicates
 
 
-def _graph_facts(graph: Graph) -> _GraphFacts:
+def arena_facts(graph: Graph) -> tuple[PlanFacts, TailFacts]:
+    """The facts of the arena's head and tail, from one pass over ``graph``."""
     tensors = graph.tensors
     first = [-1] * len(tensors)
     last = [-1] * len(tensors)
@@ -279,19 +305,18 @@ def _graph_facts(graph: Graph) -> _GraphFacts:
                 sizes.append((nbytes + 15) & -16)
                 firsts.append(first[index])
                 lasts.append(last[index])
-    requests = {("both", "host"): both_host, ("both", "cortex-m"): both_m32}
-    requests.update({("only", kernels): made for kernels, made in only.items()})
+    requests = dict(zip(REQUEST_KEYS, (both_host, both_m32, *(only[kernels] for kernels in KERNELS))))
     tensor_count = len(tensors) - (len(duplicate_constant_indices(graph)) if "PAD" in kind_counts else 0)
-    return _GraphFacts(
-        sizes,
-        firsts,
-        lasts,
-        requests,
+    tail = TailFacts(
         {"host": builtin_host, "cortex-m": builtin_m32},
         kind_counts,
         {"host": prepare_host, "cortex-m": prepare_m32},
         tensor_count,
+        len(graph.ops),
+        {key: len(made) for key, made in requests.items()},
+        (tuple(tensors[i].quant_channels for i in graph.inputs), tuple(tensors[i].quant_channels for i in graph.outputs)),
     )
+    return PlanFacts(sizes, firsts, lasts, requests), tail
 
 
 # ----------------------------------------------------------------------------- head (planner)
@@ -344,7 +369,9 @@ def greedy_plan_bytes(sizes: list[int], firsts: list[int], lasts: list[int]) -> 
     return high
 
 
-def _head(facts: _GraphFacts, target: str, kernels: str) -> int:
+def head_of_facts(facts: PlanFacts, target: str, kernels: str) -> int:
+    """Head bytes of one build: the greedy plan of the tensors' buffers followed (AddBuffer
+    order) by that build's scratch buffers, each live at the step of the op requesting it."""
     scratch_sizes, scratch_steps, _ = facts.scratch(target, kernels)
     if not scratch_sizes:
         return greedy_plan_bytes(facts.sizes, facts.firsts, facts.lasts)
@@ -359,14 +386,15 @@ def plan_bytes(graph: Graph, kernels: str = "reference", target: str = "host") -
     The same on 32- and 64-bit targets up to the scratch buffers their kernels request.
     """
     _check(target, kernels)
-    return _head(_graph_facts(graph), target, kernels)
+    return head_of_facts(arena_facts(graph)[0], target, kernels)
 
 
 # ----------------------------------------------------------------------------- tail (persistent)
 
 
-def _tail(graph: Graph, target: str, kernels: str, facts: _GraphFacts) -> int:
-    """Replay TFLM's persistent allocations in order; returns the tail bytes used.
+def tail_of_facts(facts: TailFacts, target: str, kernels: str) -> int:
+    """Replay TFLM's persistent allocations in order; returns the tail bytes used (of the
+    build ``target`` with ``kernels``).
 
     Each allocation moves the tail down by its size, then down to its alignment
     (``SingleArenaBufferAllocator::AllocatePersistentBuffer``); the arena end is 16-aligned.
@@ -376,7 +404,6 @@ def _tail(graph: Graph, target: str, kernels: str, facts: _GraphFacts) -> int:
     build = _BUILDS[(target, kernels)]
     pointer = build.pointer
     ptr_mask = -pointer
-    tensors = graph.tensors
     used = build.bootstrap
     # MicroAllocator::StartModelAllocation: MicroBuiltinDataAllocator (vtable + pointer),
     # SubgraphAllocations (2 pointers), TfLiteEvalTensor[] (one per tensor of the file),
@@ -384,7 +411,7 @@ def _tail(graph: Graph, target: str, kernels: str, facts: _GraphFacts) -> int:
     used = (used + 2 * pointer + pointer - 1) & ptr_mask
     used = (used + 2 * pointer + pointer - 1) & ptr_mask
     used = (used + build.eval_tensor * facts.tensor_count + pointer - 1) & ptr_mask
-    used = (used + build.node_and_registration * len(graph.ops) + pointer - 1) & ptr_mask
+    used = (used + build.node_and_registration * facts.op_count + pointer - 1) & ptr_mask
     # MicroInterpreter::PrepareNodeAndRegistrationDataFromFlatbuffer: builtin params per op
     # (``used`` is a multiple of 4 here, so the phase length does not depend on it).
     used += facts.builtin_bytes[target]
@@ -396,7 +423,7 @@ def _tail(graph: Graph, target: str, kernels: str, facts: _GraphFacts) -> int:
     empty_scratch = build.empty_scratch
     first_size = 0
     aligned = facts.prepare_bytes[target]
-    handles = facts.scratch(target, kernels)[2]
+    handles = facts.handles(target, kernels)
     for kind, count in facts.kind_counts.items():  # kinds in order of first appearance
         size = op_data.get(kind, 0)
         if size and not first_size:
@@ -412,11 +439,10 @@ def _tail(graph: Graph, target: str, kernels: str, facts: _GraphFacts) -> int:
         used = (used + pointer * handles + pointer - 1) & ptr_mask
     # MicroInterpreter::AllocateTensors: TfLiteTensor* array (16-aligned), then per tensor the
     # TfLiteTensor, its TfLiteAffineQuantization and zero-point TfLiteIntArray {size, data[]}.
-    for indices in (graph.inputs, graph.outputs):
-        used = (used + pointer * len(indices) + 15) & -16
-        for index in indices:
+    for io_channels in facts.io_channels:
+        used = (used + pointer * len(io_channels) + 15) & -16
+        for channels in io_channels:
             used = (used + build.tflite_tensor + pointer - 1) & ptr_mask
-            channels = tensors[index].quant_channels
             if channels:
                 used = (used + build.affine_quantization + pointer - 1) & ptr_mask
                 used = (used + 4 + 4 * channels + 3) & -4
@@ -426,7 +452,7 @@ def _tail(graph: Graph, target: str, kernels: str, facts: _GraphFacts) -> int:
 def tail_bytes(graph: Graph, target: str = "cortex-m", kernels: str = "reference") -> int:
     """Persistent (tail) bytes of the arena on ``target`` with ``kernels`` (see module doc)."""
     _check(target, kernels)
-    return _tail(graph, target, kernels, _graph_facts(graph))
+    return tail_of_facts(arena_facts(graph)[1], target, kernels)
 
 
 def arena_bytes(graph: Graph, target: str = "cortex-m", kernels: str = "reference") -> int:
@@ -439,8 +465,8 @@ def arena_bytes(graph: Graph, target: str = "cortex-m", kernels: str = "referenc
         kernels: ``"reference"`` or ``"cmsis-nn"``.
     """
     _check(target, kernels)
-    facts = _graph_facts(graph)
-    return _head(facts, target, kernels) + _tail(graph, target, kernels, facts)
+    plan, tail = arena_facts(graph)
+    return head_of_facts(plan, target, kernels) + tail_of_facts(tail, target, kernels)
 
 
 def arena_bytes_pair(graph: Graph, kernels: str = "cmsis-nn") -> tuple[int, int]:
@@ -451,15 +477,15 @@ def arena_bytes_pair(graph: Graph, kernels: str = "cmsis-nn") -> tuple[int, int]
     when both builds request the same scratch buffers.
     """
     _check("cortex-m", kernels)
-    facts = _graph_facts(graph)
-    head = _head(facts, "cortex-m", kernels)
-    if facts.scratch("cortex-m", kernels)[:2] != facts.scratch("host", "reference")[:2]:
-        head_reference = _head(facts, "host", "reference")
+    plan, tail = arena_facts(graph)
+    head = head_of_facts(plan, "cortex-m", kernels)
+    if plan.scratch("cortex-m", kernels)[:2] != plan.scratch("host", "reference")[:2]:
+        head_reference = head_of_facts(plan, "host", "reference")
     else:
         head_reference = head
     return (
-        head + _tail(graph, "cortex-m", kernels, facts),
-        head_reference + _tail(graph, "host", "reference", facts),
+        head + tail_of_facts(tail, "cortex-m", kernels),
+        head_reference + tail_of_facts(tail, "host", "reference"),
     )
 
 
@@ -471,7 +497,7 @@ def live_bytes_per_op(graph: Graph, target: str = "cortex-m", kernels: str = "cm
     packed without gaps; the op with the largest value is where memory peaks.
     """
     _check(target, kernels)
-    facts = _graph_facts(graph)
+    facts = arena_facts(graph)[0]
     scratch_sizes, scratch_steps, _ = facts.scratch(target, kernels)
     # difference array over steps 0..len(ops): +size at first, -size after last
     delta = [0] * (len(graph.ops) + 2)

@@ -8,6 +8,7 @@ board's core against the profiles without importing the latency model.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from importlib import resources
 from importlib.resources.abc import Traversable
 
@@ -21,9 +22,11 @@ def board_files() -> list[Traversable]:
     return sorted((p for p in _folder("boards").iterdir() if p.name.endswith(".yaml")), key=lambda p: p.name)
 
 
-def profile_names() -> list[str]:
-    """Names ``<core>-<runtime>`` of the packaged latency profiles, sorted."""
-    return sorted(p.name[: -len(".json")] for p in _folder("profiles").iterdir() if p.name.endswith(".json"))
+@lru_cache(maxsize=None)
+def profile_names() -> tuple[str, ...]:
+    """Names ``<core>-<runtime>`` of the packaged latency profiles, sorted (read once: every
+    estimate asks)."""
+    return tuple(sorted(p.name[: -len(".json")] for p in _folder("profiles").iterdir() if p.name.endswith(".json")))
 
 
 def profile_file(name: str) -> Traversable:

@@ -34,7 +34,9 @@ from typing import TYPE_CHECKING, Any
 
 from mcunas.config import Experiment, parse_experiment
 from mcunas.errors import ConfigError, RunDirError
-from mcunas.estimators import Board, Cost, estimate, load_board
+from mcunas.estimators import Board, Cost, load_board
+from mcunas.estimators.cost import cost_of
+from mcunas.estimators.fast import arch_figures
 from mcunas.io import atomic_write_text
 from mcunas.rundir.runinfo import RUN_INFO_FILE
 from mcunas.rundir.spacedir import NARROWED_DIR, QUANTILES, CellStats, SpaceResult, write_space_result
@@ -59,14 +61,13 @@ RULE = (
 
 
 def estimate_arch(space: Space, arch: Arch, boards: Sequence[Board], experiment: Experiment) -> list[Cost]:
-    """One Cost per board for ``arch``: the experiment's runtime, latency ceiling and budgets.
-
-    The optimizer's only estimator call (graph once, then each board), so a faster estimator
-    core replaces this body.
+    """One Cost per board for ``arch``: the experiment's runtime, latency ceiling, budgets and
+    front end -- ``estimate(space.graph(arch), board, ...)``'s Cost, from the fast estimator's
+    cached parts (:func:`mcunas.estimators.fast.arch_figures` once, then each board).
     """
-    graph = space.graph(arch)
+    figures = arch_figures(space, arch)
     arguments = experiment.constraints.budget_arguments()
-    return [estimate(graph, board, experiment.runtime, **arguments, front_end=experiment.dataset.front_end)
+    return [cost_of(figures, board, experiment.runtime, **arguments, front_end=experiment.dataset.front_end)
             for board in boards]
 
 

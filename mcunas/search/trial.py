@@ -3,8 +3,9 @@
 :func:`run_trial` is the Optuna objective of one board's study, used as is by the sequential
 driver and by the Ray workers. Order of work:
 
-1. the space samples an Arch through the trial; the estimators cost its op graph for the board
-   (milliseconds, no training);
+1. the space samples an Arch through the trial; the fast estimator
+   (:func:`mcunas.estimators.fast.estimate_arch`: the Cost of its op graph, from cached parts)
+   costs it for the board (a tenth of a millisecond, no training);
 2. the relative budget overruns are stored with ``Trial.set_constraint`` (> 0: violated) so that
    the samplers learn the feasible region; an infeasible candidate is completed at once with
    worst-case values and ``feasible: false`` plus its violations;
@@ -155,14 +156,14 @@ def _reuse(ctx: SearchContext, previous: Any, folder: Path, on_epoch: Callable[[
 
 
 def _run_trial(trial: optuna.Trial, ctx: SearchContext) -> list[float]:
-    from mcunas.estimators import estimate
+    from mcunas.estimators.fast import estimate_arch
 
     experiment = ctx.experiment
     start = time.perf_counter()
     arch = ctx.space.sample(trial)
     key = arch_key(arch)
-    cost = estimate(ctx.space.graph(arch), ctx.board, experiment.runtime,
-                    **experiment.constraints.budget_arguments(), front_end=experiment.dataset.front_end)
+    cost = estimate_arch(ctx.space, arch, ctx.board, experiment.runtime,
+                         **experiment.constraints.budget_arguments(), front_end=experiment.dataset.front_end)
     estimate_seconds = time.perf_counter() - start
     _record_estimates(trial, ctx, arch, key, cost, estimate_seconds)
     folder = ctx.layout.trial_dir(ctx.board_name, trial.number)

@@ -220,7 +220,7 @@ class StagedArch:
     @property
     def depths(self) -> tuple[int, ...]:
         """Number of blocks of each stage."""
-        return tuple(len(row) for row in self.block_kernels)
+        return tuple(map(len, self.block_kernels))
 
     def iter_blocks(self) -> Iterator[BlockSlot]:
         """Blocks in execution order with their input/output channels and stride."""

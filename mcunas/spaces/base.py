@@ -197,12 +197,17 @@ class StagedSpace(ABC, Generic[ArchT]):
             return size[0]
         return size
 
-    def spec(self, arch: ArchT) -> NetSpec:
-        """The layers of ``arch``, listed once: what :meth:`build` and :meth:`graph` are made from."""
+    def spec(self, arch: ArchT, name: str | None = None) -> NetSpec:
+        """The layers of ``arch``, listed once: what :meth:`build` and :meth:`graph` are made from.
+
+        ``name``: the NetSpec's (and its graph's) name; default the arch's block string (which
+        takes longer to make than the layers: the fast estimator passes ``""``).
+        """
         self._check(arch)
         stem = LayerSpec("conv", "stem", arch.stem_channels, arch.stem_kernel_size, arch.stem_stride_size, self._stem_activation(arch))
         blocks = tuple([self._block_layers(arch, slot) for slot in arch.iter_blocks()])
-        return NetSpec(arch.block_string(), arch.input_size, arch.input_channels, stem, blocks, arch.num_classes)
+        return NetSpec(arch.block_string() if name is None else name, arch.input_size, arch.input_channels, stem, blocks,
+                       arch.num_classes)
 
     def build(self, arch: ArchT) -> "nn.Module":
         """The PyTorch model (NCHW float input of ``arch.input_size``, logits output), freshly initialized."""

@@ -54,7 +54,7 @@ from functools import lru_cache
 from typing import Callable, NamedTuple
 
 from mcunas.graph.ir import Graph, Op, Tensor
-from mcunas.spaces.spec import LayerSpec, NetSpec, Pair
+from mcunas.spaces.spec import BlockSpec, LayerSpec, NetSpec, Pair
 
 # Per-channel (True) or per-tensor quantization of FULLY_CONNECTED weights; the TFLite
 # converter quantizes dense layers per channel unless told otherwise.
@@ -255,19 +255,34 @@ LAYER_GEOMETRY: dict[str, Callable[[int, int, Pair, Pair], ConvGeometry]] = {
 }
 
 
+def emit_block(builder: GraphBuilder, x: int, block: BlockSpec) -> int:
+    """Append the ops of ``block`` to ``builder`` after activation ``x``; returns its output."""
+    out = x
+    prefix = block.name + "."
+    emitters = LAYER_EMITTERS
+    for layer in block.layers:
+        out = emitters[layer.kind](builder, out, layer, prefix + layer.name)
+    if block.residual:
+        out = builder.add(out, x, f"{block.name}.add")
+    return out
+
+
+def emit_head(builder: GraphBuilder, x: int, num_classes: int) -> int:
+    """Append the head every network shares (global average pool, classifier) after ``x``."""
+    x = builder.global_average_pool(x, "pool")
+    return builder.fully_connected(x, num_classes, "classifier")
+
+
 def build_graph(net: NetSpec) -> Graph:
-    """The op graph of the int8 TFLite model that export produces for ``net``."""
+    """The op graph of the int8 TFLite model that export produces for ``net``.
+
+    Made of three parts, each appended by one function (:mod:`mcunas.estimators.fast` builds
+    the graphs of single parts with the same functions): the stem layer, each block
+    (:func:`emit_block`), the head (:func:`emit_head`).
+    """
     builder = GraphBuilder(net.name)
     x = builder.input(net.input_size[0], net.input_size[1], net.input_channels)
-    emitters = LAYER_EMITTERS
-    x = emitters[net.stem.kind](builder, x, net.stem, net.stem.name)
+    x = LAYER_EMITTERS[net.stem.kind](builder, x, net.stem, net.stem.name)
     for block in net.blocks:
-        out = x
-        prefix = block.name + "."
-        for layer in block.layers:
-            out = emitters[layer.kind](builder, out, layer, prefix + layer.name)
-        if block.residual:
-            out = builder.add(out, x, f"{block.name}.add")
-        x = out
-    x = builder.global_average_pool(x, "pool")
-    return builder.finish(builder.fully_connected(x, net.num_classes, "classifier"))
+        x = emit_block(builder, x, block)
+    return builder.finish(emit_head(builder, x, net.num_classes))
