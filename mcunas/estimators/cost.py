@@ -174,13 +174,8 @@ def cost_of(
     runtime: str = DEFAULT_RUNTIME,
     *,
     profile: Profile | str | Path | None = None,
-    max_latency_ms: float | None = None,
-    latency_bound: str = "point",
-    max_activation_bytes: int | None = None,
-    max_param_bytes: int | None = None,
-    max_arena_bytes: int | None = None,
-    max_model_bytes: int | None = None,
     front_end: FrontEndConfig | None = None,
+    **budgets: Any,
 ) -> Cost:
     """The :class:`Cost` of a network of ``figures`` on ``board``, budgets checked: the one place a
     Cost is made (:func:`estimate` for a graph, :func:`mcunas.estimators.fast.estimate_arch` for
@@ -192,14 +187,13 @@ def cost_of(
         runtime: a name of :data:`mcunas.estimators.runtime.RUNTIMES`.
         profile: latency profile (object or JSON file, e.g. from ``mcunas estimate calibrate``);
             default: the packaged profile of the board's core and runtime.
-        max_latency_ms: optional latency ceiling (ms).
-        latency_bound: what the ceiling is checked against: ``point`` (``latency_ms``) or
-            ``upper`` (``latency_ms_high``), see :data:`mcunas.estimators.budget.LATENCY_BOUNDS`.
-        max_activation_bytes, max_param_bytes, max_arena_bytes, max_model_bytes: optional byte
-            budgets on ``activation_bytes`` and ``param_bytes`` (μNAS's counts), ``arena_bytes``
-            and ``model_bytes`` (what TFLM allocates, what the board stores).
         front_end: the audio front end that computes the model's input on the device, if any:
             its flash and RAM count in ``flash_bytes`` and ``sram_bytes``.
+        budgets: the optional limits beside the board's SRAM and flash, the keyword arguments
+            of :func:`mcunas.estimators.budget.limits`: ``max_latency_ms`` (ms) checked on the
+            point or ``upper`` bound (``latency_bound``), the byte budgets
+            ``max_activation_bytes`` and ``max_param_bytes`` (μNAS's counts), ``max_arena_bytes``
+            and ``max_model_bytes`` (what TFLM allocates, what the board stores).
     """
     kernels = kernels_of(runtime)
     board = load_board(board)
@@ -236,8 +230,7 @@ def cost_of(
     if latency is not None:
         cost.latency_ms_low, cost.latency_ms_high = latency.low_ms, latency.high_ms
         cost.latency_assumed_ops, cost.latency_assumed_pct = list(latency.assumed_ops), latency.assumed_pct
-    board_limits = limits(board, max_latency_ms, latency_bound, max_activation_bytes, max_param_bytes,
-                          max_arena_bytes, max_model_bytes)
+    board_limits = limits(board, **budgets)
     cost.violations = broken_limits(cost, board_limits)
     cost.fits = not cost.violations
     return cost
