@@ -6,7 +6,9 @@ from a graph with the estimator modules (what :func:`estimate` does), and
 :mod:`mcunas.estimators.fast` from cached parts of a search space's architecture.
 
 The budgets a cost is checked against (SRAM, flash, an optional latency ceiling) are defined in
-:mod:`mcunas.estimators.budget`. Boards without a latency model for the runtime
+:mod:`mcunas.estimators.budget`; what no network changes (the board's limits with the budgets,
+the runtime's kernel library, the packaged latency profile) is made once per board, runtime
+and budgets and cached. Boards without a latency model for the runtime
 (``latency_supported: false``, or no profile for the core and runtime) get ``latency_ms = None``;
 that is not a violation unless a latency ceiling was asked for, which then cannot be checked.
 The latency comes with its interval (``latency_ms_low``/``latency_ms_high``, from the fit's
@@ -23,12 +25,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from mcunas.estimators import flash, memory
 from mcunas.estimators.board import Board, load_board
-from mcunas.estimators.budget import broken_limits, limits
+from mcunas.estimators.budget import Limit, broken_limits, limits
 from mcunas.estimators.latency import LatencyEstimate, Profile, default_profile, resolve_profile, unavailable_reason
 from mcunas.estimators.runtime import DEFAULT_RUNTIME, kernels_of
 from mcunas.graph.ir import Graph
@@ -195,16 +198,17 @@ def cost_of(
             ``max_activation_bytes`` and ``max_param_bytes`` (μNAS's counts), ``max_arena_bytes``
             and ``max_model_bytes`` (what TFLM allocates, what the board stores).
     """
-    kernels = kernels_of(runtime)
     board = load_board(board)
+    setting = _setting(board, runtime, tuple(budgets.items()))
+    kernels = setting.kernels
     arena, arena_host = figures.arena_bytes_pair(kernels)
     model = figures.model_bytes()
     runtime_code = flash.runtime_code_bytes(figures.op_kinds(), kernels, board.core)
     latency = None
     if profile is not None:
         latency = figures.latency(resolve_profile(board, runtime, profile), board)
-    elif unavailable_reason(board, runtime) is None:
-        latency = figures.latency(default_profile(board.core, runtime), board)
+    elif setting.profile is not None:
+        latency = figures.latency(setting.profile, board)
     frontend_flash = frontend_ram = 0
     if front_end is not None:
         from mcunas.frontend.memory import frontend_memory_bytes
@@ -230,7 +234,32 @@ def cost_of(
     if latency is not None:
         cost.latency_ms_low, cost.latency_ms_high = latency.low_ms, latency.high_ms
         cost.latency_assumed_ops, cost.latency_assumed_pct = list(latency.assumed_ops), latency.assumed_pct
-    board_limits = limits(board, **budgets)
-    cost.violations = broken_limits(cost, board_limits)
+    cost.violations = broken_limits(cost, setting.limits)
     cost.fits = not cost.violations
     return cost
+
+
+@dataclass(frozen=True)
+class _Setting:
+    """What every Cost on one board with one runtime and budgets shares, whatever the network.
+
+    Attributes:
+        kernels: the runtime's kernel library.
+        limits: :func:`mcunas.estimators.budget.limits` of the board and budgets.
+        profile: the packaged latency profile of the board's core and runtime; None where the
+            board has no latency model for the runtime.
+    """
+
+    kernels: str
+    limits: tuple[Limit, ...]
+    profile: Profile | None
+
+
+@lru_cache(maxsize=256)
+def _setting(board: Board, runtime: str, budgets: tuple[tuple[str, Any], ...]) -> _Setting:
+    """The :class:`_Setting` of ``board``, ``runtime`` and the ``budgets`` keyword arguments of
+    :func:`limits` as (name, value) pairs (cached: a search or a space optimization costs
+    thousands of networks on the same few)."""
+    kernels = kernels_of(runtime)
+    profile = default_profile(board.core, runtime) if unavailable_reason(board, runtime) is None else None
+    return _Setting(kernels, limits(board, **dict(budgets)), profile)

@@ -369,6 +369,7 @@ class _ChainFigures:
         names = tables.kind_names
         self._kind_counts = {names[kind]: ops for kind, ops in zip(kinds[:distinct], kinds[distinct:])}
         self._arenas: dict[str, tuple[int, int, int]] = {}  # by kernel library: the figures serve several boards
+        self._model_bytes: int | None = None
 
     def arena_bytes_pair(self, kernels: str) -> tuple[int, int]:
         return self._arena_figures(kernels)[:2]
@@ -399,9 +400,12 @@ class _ChainFigures:
                 head_host + memory.tail_of_facts(tail, "host", "reference"), head)
 
     def model_bytes(self) -> int:
-        counts = self._counts
-        return flash.bytes_of_terms(flash.ModelTerms(counts[_EXACT] - self._duplicate_exact, len(self._kind_counts),
-                                                     counts[_CONSTANTS] - self._duplicate_constants, self._kind_counts))
+        if self._model_bytes is None:  # computed once: the figures serve several boards
+            counts = self._counts
+            self._model_bytes = flash.bytes_of_terms(flash.ModelTerms(
+                counts[_EXACT] - self._duplicate_exact, len(self._kind_counts),
+                counts[_CONSTANTS] - self._duplicate_constants, self._kind_counts))
+        return self._model_bytes
 
     def op_kinds(self) -> Iterable[str]:
         return self._kind_counts.keys()

@@ -34,6 +34,7 @@ below and the in-sample and leave-one-out errors, see ``benchmarks/RESULTS.md``)
 from __future__ import annotations
 
 from collections.abc import Iterable
+from functools import lru_cache
 from math import prod
 from typing import NamedTuple
 
@@ -188,20 +189,24 @@ CORE_CODE_FACTOR: dict[str, float] = {
 DEFAULT_KERNEL_BYTES = 3000
 
 
-def runtime_code_bytes(
-    op_kinds: list[str] | tuple[str, ...], kernels: str = "cmsis-nn", core: str = "cortex-m4"
-) -> int:
+def runtime_code_bytes(op_kinds: Iterable[str], kernels: str = "cmsis-nn", core: str = "cortex-m4") -> int:
     """Estimated TFLM runtime code (bytes) linked for a model using ``op_kinds``.
 
     Args:
-        op_kinds: distinct op kinds registered in the ``MicroMutableOpResolver``.
+        op_kinds: the op kinds registered in the ``MicroMutableOpResolver`` (repeats count once).
         kernels: ``"cmsis-nn"`` or ``"reference"``.
         core: core family (:data:`CORE_CODE_FACTOR`); unknown cores count as Thumb-2.
 
     See the constants above for provenance; this is an estimate (+-50%), not a measurement.
     """
+    return _kinds_code_bytes(frozenset(op_kinds), kernels, core)
+
+
+@lru_cache(maxsize=4096)
+def _kinds_code_bytes(kinds: frozenset[str], kernels: str, core: str) -> int:
+    """:func:`runtime_code_bytes` of a set of kinds (cached: a space has few distinct sets)."""
     total = CORE_RUNTIME_BYTES
-    for kind in set(op_kinds):
+    for kind in kinds:
         total += REFERENCE_KERNEL_BYTES.get(kind, DEFAULT_KERNEL_BYTES)
         if kernels == "cmsis-nn":
             total += CMSIS_NN_EXTRA_BYTES.get(kind, 0)

@@ -90,8 +90,11 @@ def check_int_tuple(
         _fail(space, field, f"expected a list of {length} integers", value)
     if len(value) != length:
         _fail(space, field, f"expected {length} entries (one per stage or block)", value)
+    low, high = bounds
     for position, item in enumerate(value):
-        check_int(space, f"{field}[{position}]", item, bounds, allowed)
+        # the entry's name is formatted only for an entry check_int will refuse
+        if type(item) is not int or not low <= item <= high or (allowed and item not in allowed):
+            check_int(space, f"{field}[{position}]", item, bounds, allowed)
 
 
 def check_pair(space: str, field: str, value: Any, bounds: tuple[int, int], allowed: tuple[int, ...] = ()) -> None:
