@@ -13,9 +13,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from pathlib import Path
 
 import optuna
+from optuna.trial import TrialState
 import pytest
 
 from mcunas.errors import StorageError
@@ -25,16 +25,17 @@ from toys import BOARDS, ToyEvaluator, assert_each_trial_once, create_studies, l
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
-def _done(run_dir: Path) -> int:
-    return len(list((run_dir / "trials" / BOARDS[0]).glob("*/done")))
+def _complete(study) -> int:
+    return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
 
 
-def _stop_server_after(server, run_dir: Path, finished: int, stopped: threading.Event,
+def _stop_server_after(server, study, finished: int, stopped: threading.Event,
                        restart_when: threading.Event | None = None) -> None:
-    """Stop the server once ``finished`` trials are done; start it again once ``restart_when``
-    is set (at most 30 s later; None: leave it stopped)."""
+    """Stop the server once ``finished`` trials of ``study`` are COMPLETE in it (told, not only
+    written to their folders); start it again once ``restart_when`` is set (at most 30 s later;
+    None: leave it stopped)."""
     deadline = time.monotonic() + 120
-    while _done(run_dir) < finished and time.monotonic() < deadline:
+    while _complete(study) < finished and time.monotonic() < deadline:
         time.sleep(0.05)
     server.control("stop")
     stopped.set()
@@ -71,7 +72,8 @@ def test_server_stopped_for_a_few_seconds_is_waited_out(
 ):
     create_studies(postgres_url, "pgdown")
     stopped, watcher = threading.Event(), _RetryWatcher()
-    stopper = threading.Thread(target=_stop_server_after, args=(postgres_server, tmp_path, 2, stopped, watcher.seen))
+    study_view = load_toy_study(postgres_url, "pgdown")
+    stopper = threading.Thread(target=_stop_server_after, args=(postgres_server, study_view, 2, stopped, watcher.seen))
     storage_logger = logging.getLogger("mcunas.rundir.storage")
     storage_logger.addHandler(watcher)
     stopper.start()
@@ -97,7 +99,8 @@ def test_server_down_longer_than_the_retry_time_stops_the_search_once_then_it_re
     create_studies(postgres_url, "pglong")
     evaluator = ToyEvaluator("pglong", str(tmp_path), seconds=1.0)
     stopped = threading.Event()
-    stopper = threading.Thread(target=_stop_server_after, args=(postgres_server, tmp_path, 1, stopped))
+    stopper = threading.Thread(target=_stop_server_after, args=(postgres_server, load_toy_study(postgres_url, "pglong"), 1,
+                                                                   stopped))
     stopper.start()
     try:
         with pytest.raises(StorageError) as error:
